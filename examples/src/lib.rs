@@ -1,0 +1,1 @@
+//! Runnable programs for mcp-conn live in `examples/` of this crate: `cargo run -p examples --example <name>`.

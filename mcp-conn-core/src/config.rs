@@ -1,0 +1,93 @@
+//! Settings of a [`crate::Connection`].
+
+use std::time::Duration;
+
+use crate::handler::ClientHandlers;
+use crate::protocol::Implementation;
+
+/// How a health check probes the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HealthProbe {
+    /// `ping` (a `-32601` answer counts as alive).
+    #[default]
+    Ping,
+    /// `tools/list` (first page), for servers whose `ping` is unreliable.
+    ListTools,
+}
+
+/// Settings of a [`crate::Connection`]. The first six fields are the seed's
+/// keyword arguments, with its defaults; write only what you change:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use mcp_conn_core::ConnectionConfig;
+/// let config = ConnectionConfig {
+///     health_check_interval: Duration::from_secs(10),
+///     max_reconnect_attempts: 10,
+///     ..Default::default()
+/// };
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Reconnect by itself when the link dies or health checks fail. Default `true`.
+    pub auto_reconnect: bool,
+    /// Reconnect attempts per outage before giving up (status `Error`). Default 5.
+    pub max_reconnect_attempts: u32,
+    /// Delay before the first reconnect attempt; doubles each attempt. Default 1 s.
+    pub reconnect_delay: Duration,
+    /// Upper bound of the reconnect delay. Default 60 s.
+    pub max_reconnect_delay: Duration,
+    /// Interval between health checks while monitoring. Default 30 s.
+    pub health_check_interval: Duration,
+    /// Time allowed to open the link and finish the handshake. Default 30 s.
+    pub connection_timeout: Duration,
+    /// Default timeout of each request. Default 60 s.
+    pub request_timeout: Duration,
+    /// Timeout of one health-check probe. Default 10 s.
+    pub health_check_timeout: Duration,
+    /// What a health check sends. Default [`HealthProbe::Ping`].
+    pub health_probe: HealthProbe,
+    /// Consecutive failed health checks that make the connection reconnect.
+    /// Default 3; 0 never reconnects on health checks.
+    pub max_consecutive_health_failures: u32,
+    /// Random spread of each reconnect delay, as a fraction (0.2 = ±20 %).
+    /// Default 0.2; 0 gives the seed's exact schedule.
+    pub reconnect_jitter: f64,
+    /// Seed of the jitter's random source, for reproducible tests. Default `None`.
+    pub jitter_seed: Option<u64>,
+    /// Time a graceful link shutdown may take before it is forced. Default 5 s.
+    pub close_grace: Duration,
+    /// Capacity of the outgoing message queue. Default 1024.
+    pub queue_capacity: usize,
+    /// Server requests handled at once; more wait. Default 32.
+    pub max_concurrent_server_requests: usize,
+    /// The name and version sent in `initialize`. Default: this crate's.
+    pub client_info: Implementation,
+    /// Handlers for server requests (roots, sampling, elicitation). Default: none.
+    pub handlers: ClientHandlers,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            auto_reconnect: true,
+            max_reconnect_attempts: 5,
+            reconnect_delay: Duration::from_secs(1),
+            max_reconnect_delay: Duration::from_secs(60),
+            health_check_interval: Duration::from_secs(30),
+            connection_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            health_check_timeout: Duration::from_secs(10),
+            health_probe: HealthProbe::Ping,
+            max_consecutive_health_failures: 3,
+            reconnect_jitter: 0.2,
+            jitter_seed: None,
+            close_grace: Duration::from_secs(5),
+            queue_capacity: 1024,
+            max_concurrent_server_requests: 32,
+            client_info: Implementation::default(),
+            handlers: ClientHandlers::default(),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The health score: the seed's weighted average of recent probe outcomes.
+
+use std::collections::VecDeque;
+
+/// How many recent outcomes the score looks at (the seed's 10).
+pub const HEALTH_WINDOW: usize = 10;
+
+/// The seed's health score over `outcomes` (oldest first, `true` = success):
+/// outcome `i` of `n` weighs `0.5^(n-1-i)`, so the newest weighs 1 and each
+/// older one half as much; the score is the weighted share of successes.
+/// Only the last [`HEALTH_WINDOW`] outcomes count. No outcomes: 1.0.
+///
+/// ```
+/// # use mcp_conn_core::health_score;
+/// assert_eq!(health_score([] as [bool; 0]), 1.0);
+/// assert_eq!(health_score([true, false]), 1.0 / 3.0);
+/// assert_eq!(health_score([false, true]), 2.0 / 3.0);
+/// ```
+pub fn health_score(outcomes: impl IntoIterator<Item = bool>) -> f64 {
+    let outcomes: Vec<bool> = outcomes.into_iter().collect();
+    let recent = &outcomes[outcomes.len().saturating_sub(HEALTH_WINDOW)..];
+    if recent.is_empty() {
+        return 1.0;
+    }
+    let n = recent.len();
+    let (mut weighted, mut total) = (0.0, 0.0);
+    for (i, ok) in recent.iter().enumerate() {
+        let w = 0.5f64.powi((n - 1 - i) as i32);
+        total += w;
+        if *ok {
+            weighted += w;
+        }
+    }
+    weighted / total
+}
+
+/// The last outcomes of a connection's health checks.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HealthHistory {
+    outcomes: VecDeque<bool>,
+    consecutive_failures: u32,
+}
+
+impl HealthHistory {
+    pub(crate) fn record(&mut self, ok: bool) {
+        if self.outcomes.len() == HEALTH_WINDOW {
+            self.outcomes.pop_front();
+        }
+        self.outcomes.push_back(ok);
+        self.consecutive_failures = if ok { 0 } else { self.consecutive_failures + 1 };
+    }
+
+    pub(crate) fn score(&self) -> f64 {
+        health_score(self.outcomes.iter().copied())
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+
+    /// A new session starts with a clean failure streak (the score keeps its
+    /// memory, as in the seed).
+    pub(crate) fn reset_streak(&mut self) {
+        self.consecutive_failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed's own formula, written the way the Python does it.
+    fn seed_formula(history: &[bool]) -> f64 {
+        let h: Vec<f64> = history.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+        let h = &h[h.len().saturating_sub(10)..];
+        let mut weights: Vec<f64> = (0..h.len()).map(|i| 0.5f64.powi(i as i32)).collect();
+        weights.reverse();
+        let ws: f64 = h.iter().zip(&weights).map(|(a, b)| a * b).sum();
+        ws / weights.iter().sum::<f64>()
+    }
+
+    #[test]
+    fn matches_the_seed_after_scripted_outcomes() {
+        let script = [
+            true, true, false, true, false, false, true, true, true, false, false, true, false,
+        ];
+        let mut history = HealthHistory::default();
+        for (i, ok) in script.iter().enumerate() {
+            history.record(*ok);
+            let expected = seed_formula(&script[..=i]);
+            assert!(
+                (history.score() - expected).abs() < 1e-12,
+                "after {} outcomes",
+                i + 1
+            );
+        }
+        // Three failures in a row after a long good run.
+        let mut h = HealthHistory::default();
+        for _ in 0..10 {
+            h.record(true);
+        }
+        assert_eq!(h.score(), 1.0);
+        h.record(false);
+        assert!((h.score() - (1.0 - 1.0 / 1023.0 * 512.0)).abs() < 1e-12);
+        h.record(false);
+        h.record(false);
+        assert_eq!(h.consecutive_failures(), 3);
+        assert!(h.score() < 0.2, "recent failures dominate: {}", h.score());
+        h.record(true);
+        assert_eq!(h.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn window_is_ten() {
+        let mut old_failures = vec![false; 50];
+        old_failures.extend([true; 10]);
+        assert_eq!(health_score(old_failures), 1.0);
+    }
+}

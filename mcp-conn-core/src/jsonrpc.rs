@@ -1,0 +1,536 @@
+//! JSON-RPC 2.0 messages as MCP uses them.
+//!
+//! Incoming text is parsed once into a [`Message`]. Result payloads stay raw
+//! ([`RawValue`]) until a caller asks for a concrete type, so routing a response
+//! costs one parse of the envelope and no copy of the payload into a tree.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// The id of a JSON-RPC request: an integer or a string, never null.
+///
+/// The two kinds never compare equal: `1` and `"1"` are different ids
+/// (conformance checklist item 2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RequestId {
+    /// An integer id.
+    Int(i64),
+    /// A string id.
+    Str(String),
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestId::Int(n) => write!(f, "{n}"),
+            RequestId::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl From<i64> for RequestId {
+    fn from(n: i64) -> Self {
+        RequestId::Int(n)
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(s: &str) -> Self {
+        RequestId::Str(s.to_owned())
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RequestId::Int(n) => s.serialize_i64(*n),
+            RequestId::Str(v) => s.serialize_str(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl de::Visitor<'_> for IdVisitor {
+            type Value = RequestId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RequestId, E> {
+                Ok(RequestId::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RequestId, E> {
+                i64::try_from(v)
+                    .map(RequestId::Int)
+                    .map_err(|_| E::custom("request id out of range"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RequestId, E> {
+                Ok(RequestId::Str(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RequestId, E> {
+                Ok(RequestId::Str(v))
+            }
+        }
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+/// The `error` member of a JSON-RPC error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonRpcError {
+    /// The error code (see the constants in [`codes`]).
+    pub code: i64,
+    /// A short description.
+    pub message: String,
+    /// Extra data the peer attached, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl JsonRpcError {
+    /// A new error with no data.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        JsonRpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// `-32601 Method not found` for `method`.
+    pub fn method_not_found(method: &str) -> Self {
+        JsonRpcError::new(
+            codes::METHOD_NOT_FOUND,
+            format!("method not found: {method}"),
+        )
+    }
+
+    /// `-32602 Invalid params`.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        JsonRpcError::new(codes::INVALID_PARAMS, message)
+    }
+
+    /// `-32603 Internal error`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        JsonRpcError::new(codes::INTERNAL_ERROR, message)
+    }
+}
+
+impl fmt::Display for JsonRpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for JsonRpcError {}
+
+/// JSON-RPC and MCP error codes.
+pub mod codes {
+    /// Invalid JSON was received.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON sent is not a valid request object.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist or is not available.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Invalid method parameters.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Internal JSON-RPC error.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// MCP: resource not found (2024-11-05 to 2025-11-25).
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
+    /// MCP 2025-11-25: URL elicitation required.
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
+}
+
+/// A request: it expects exactly one response with the same id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The request id.
+    pub id: RequestId,
+    /// The method name.
+    pub method: String,
+    /// The parameters, if any.
+    pub params: Option<Value>,
+}
+
+/// A notification: no id, never answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The method name.
+    pub method: String,
+    /// The parameters, if any.
+    pub params: Option<Value>,
+}
+
+/// A response: a result or an error for the request with the same id.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The id of the request this answers; `None` only for an error about a
+    /// request whose id could not be read.
+    pub id: Option<RequestId>,
+    /// The outcome.
+    pub payload: ResponsePayload,
+}
+
+/// What a [`Response`] carries.
+#[derive(Debug, Clone)]
+pub enum ResponsePayload {
+    /// A successful result, still unparsed.
+    Result(Box<RawValue>),
+    /// An error.
+    Error(JsonRpcError),
+}
+
+impl PartialEq for ResponsePayload {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ResponsePayload::Result(a), ResponsePayload::Result(b)) => a.get() == b.get(),
+            (ResponsePayload::Error(a), ResponsePayload::Error(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.payload == other.payload
+    }
+}
+
+impl Response {
+    /// A successful response carrying `result`.
+    pub fn result(id: RequestId, result: &impl Serialize) -> Result<Self, serde_json::Error> {
+        Ok(Response {
+            id: Some(id),
+            payload: ResponsePayload::Result(serde_json::value::to_raw_value(result)?),
+        })
+    }
+
+    /// An error response.
+    pub fn error(id: Option<RequestId>, error: JsonRpcError) -> Self {
+        Response {
+            id,
+            payload: ResponsePayload::Error(error),
+        }
+    }
+
+    /// The result parsed as a [`Value`], or the error.
+    pub fn into_value(self) -> Result<Value, JsonRpcError> {
+        match self.payload {
+            ResponsePayload::Result(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| JsonRpcError::internal(format!("unreadable result: {e}"))),
+            ResponsePayload::Error(e) => Err(e),
+        }
+    }
+}
+
+/// One JSON-RPC message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A request.
+    Request(Request),
+    /// A notification.
+    Notification(Notification),
+    /// A response (result or error).
+    Response(Response),
+}
+
+impl Message {
+    /// A request message.
+    pub fn request(
+        id: impl Into<RequestId>,
+        method: impl Into<String>,
+        params: Option<Value>,
+    ) -> Self {
+        Message::Request(Request {
+            id: id.into(),
+            method: method.into(),
+            params,
+        })
+    }
+
+    /// A notification message.
+    pub fn notification(method: impl Into<String>, params: Option<Value>) -> Self {
+        Message::Notification(Notification {
+            method: method.into(),
+            params,
+        })
+    }
+
+    /// The method name, for requests and notifications.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request(r) => Some(&r.method),
+            Message::Notification(n) => Some(&n.method),
+            Message::Response(_) => None,
+        }
+    }
+
+    /// Serialises the message as compact JSON (no raw newline inside).
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serialising these types cannot fail: every map key is a string and
+        // every payload is already valid JSON.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Appends the compact JSON form of the message to `buf`.
+    pub fn write_to(&self, buf: &mut Vec<u8>) {
+        // See `to_vec`: writing into a Vec cannot fail for these types.
+        let _ = serde_json::to_writer(&mut *buf, self);
+    }
+
+    /// Parses one message from JSON text.
+    pub fn from_slice(bytes: &[u8]) -> Result<Message, ParseError> {
+        let raw: RawMessage = serde_json::from_slice(bytes).map_err(ParseError::from_json)?;
+        raw.classify()
+    }
+
+    /// Parses one message from a JSON value.
+    pub fn from_value(value: Value) -> Result<Message, ParseError> {
+        let text = value.to_string();
+        Message::from_slice(text.as_bytes())
+    }
+}
+
+/// A frame of incoming text: one message or a batch (JSON-RPC arrays, which
+/// only protocol version 2025-03-26 allowed).
+#[derive(Debug)]
+pub enum Frame {
+    /// A single message.
+    Single(Message),
+    /// A batch, in order. Elements that failed to parse are reported in place.
+    Batch(Vec<Result<Message, ParseError>>),
+}
+
+/// Parses a frame: a single message or a JSON array of messages.
+pub fn parse_frame(bytes: &[u8]) -> Result<Frame, ParseError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_slice(bytes).map_err(ParseError::from_json)?;
+        Ok(Frame::Batch(
+            items
+                .iter()
+                .map(|raw| Message::from_slice(raw.get().as_bytes()))
+                .collect(),
+        ))
+    } else {
+        Message::from_slice(bytes).map(Frame::Single)
+    }
+}
+
+/// Why incoming text is not a JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The text is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// The JSON is not a JSON-RPC 2.0 message.
+    #[error("not a JSON-RPC 2.0 message: {0}")]
+    NotJsonRpc(String),
+}
+
+impl ParseError {
+    fn from_json(e: serde_json::Error) -> Self {
+        if e.is_data() {
+            ParseError::NotJsonRpc(e.to_string())
+        } else {
+            ParseError::NotJson(e.to_string())
+        }
+    }
+}
+
+/// The wire form, read in one pass; [`RawMessage::classify`] decides the kind.
+#[derive(Deserialize)]
+struct RawMessage {
+    jsonrpc: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Option<RequestId>>,
+    method: Option<String>,
+    params: Option<Value>,
+    result: Option<Box<RawValue>>,
+    error: Option<JsonRpcError>,
+}
+
+/// Tells `"id": null` (Some(None)) apart from a missing id (None).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<RequestId>>, D::Error> {
+    Option::<RequestId>::deserialize(d).map(Some)
+}
+
+impl RawMessage {
+    fn classify(self) -> Result<Message, ParseError> {
+        match self.jsonrpc.as_deref().map(RawValue::get) {
+            Some("\"2.0\"") => {}
+            Some(other) => {
+                return Err(ParseError::NotJsonRpc(format!(
+                    "jsonrpc is {other}, not \"2.0\""
+                )))
+            }
+            None => return Err(ParseError::NotJsonRpc("missing \"jsonrpc\"".into())),
+        }
+        let bad = |why: &str| Err(ParseError::NotJsonRpc(why.to_owned()));
+        match (self.method, self.result, self.error) {
+            (Some(method), None, None) => match self.id {
+                None => Ok(Message::Notification(Notification {
+                    method,
+                    params: self.params,
+                })),
+                Some(Some(id)) => Ok(Message::Request(Request {
+                    id,
+                    method,
+                    params: self.params,
+                })),
+                Some(None) => bad("a request id must not be null"),
+            },
+            (None, Some(result), None) => match self.id {
+                Some(Some(id)) => Ok(Message::Response(Response {
+                    id: Some(id),
+                    payload: ResponsePayload::Result(result),
+                })),
+                _ => bad("a result needs an id"),
+            },
+            (None, None, Some(error)) => Ok(Message::Response(Response {
+                id: self.id.flatten(),
+                payload: ResponsePayload::Error(error),
+            })),
+            (None, None, None) => bad("neither method, result nor error"),
+            _ => bad("more than one of method, result and error"),
+        }
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("jsonrpc", "2.0")?;
+        match self {
+            Message::Request(r) => {
+                map.serialize_entry("id", &r.id)?;
+                map.serialize_entry("method", &r.method)?;
+                if let Some(p) = &r.params {
+                    map.serialize_entry("params", p)?;
+                }
+            }
+            Message::Notification(n) => {
+                map.serialize_entry("method", &n.method)?;
+                if let Some(p) = &n.params {
+                    map.serialize_entry("params", p)?;
+                }
+            }
+            Message::Response(r) => {
+                match &r.id {
+                    Some(id) => map.serialize_entry("id", id)?,
+                    None => map.serialize_entry("id", &Value::Null)?,
+                }
+                match &r.payload {
+                    ResponsePayload::Result(v) => map.serialize_entry("result", v)?,
+                    ResponsePayload::Error(e) => map.serialize_entry("error", e)?,
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Message, ParseError> {
+        Message::from_slice(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn integer_and_string_ids_differ() {
+        // Checklist 2: `7` never matches `"7"`.
+        assert_ne!(RequestId::Int(7), RequestId::Str("7".into()));
+        let Ok(Message::Response(a)) = parse(json!({"jsonrpc":"2.0","id":7,"result":{}})) else {
+            panic!("not a response")
+        };
+        let Ok(Message::Response(b)) = parse(json!({"jsonrpc":"2.0","id":"7","result":{}})) else {
+            panic!("not a response")
+        };
+        assert_eq!(a.id, Some(RequestId::Int(7)));
+        assert_eq!(b.id, Some(RequestId::Str("7".into())));
+    }
+
+    #[test]
+    fn classifies_every_kind() {
+        assert!(matches!(
+            parse(json!({"jsonrpc":"2.0","id":1,"method":"ping"})),
+            Ok(Message::Request(Request {
+                id: RequestId::Int(1),
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse(json!({"jsonrpc":"2.0","method":"notifications/initialized"})),
+            Ok(Message::Notification(_))
+        ));
+        let err = parse(json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}));
+        assert!(matches!(
+            err,
+            Ok(Message::Response(Response { id: None, .. }))
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_json_rpc() {
+        assert!(matches!(
+            Message::from_slice(b"hello"),
+            Err(ParseError::NotJson(_))
+        ));
+        for bad in [
+            json!({"id":1,"method":"x"}),
+            json!({"jsonrpc":"1.0","id":1,"method":"x"}),
+            json!({"jsonrpc":"2.0","id":null,"method":"x"}),
+            json!({"jsonrpc":"2.0","result":{}}),
+            json!({"jsonrpc":"2.0","id":1}),
+            json!({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":""}}),
+            json!({"jsonrpc":"2.0","id":1.5,"result":{}}),
+            json!([1, 2]),
+        ] {
+            assert!(
+                matches!(parse(bad.clone()), Err(ParseError::NotJsonRpc(_))),
+                "{bad} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn round_trips_and_keeps_results_raw() {
+        let text = r#"{"jsonrpc":"2.0","id":"a","result":{"z":1,"a":[true,null]}}"#;
+        let msg = Message::from_slice(text.as_bytes()).expect("parses");
+        assert_eq!(String::from_utf8(msg.to_vec()).expect("utf8"), text);
+        let req = Message::request(3, "tools/call", Some(json!({"name":"echo"})));
+        assert_eq!(
+            Message::from_slice(&req.to_vec()).expect("parses"),
+            req,
+            "a request survives a round trip"
+        );
+        let note = Message::notification("notifications/initialized", None);
+        assert!(!String::from_utf8(note.to_vec())
+            .expect("utf8")
+            .contains("\"id\""));
+    }
+
+    #[test]
+    fn batches_are_split_in_order() {
+        let text = br#"[{"jsonrpc":"2.0","id":1,"result":{}}, 5, {"jsonrpc":"2.0","method":"x"}]"#;
+        let Ok(Frame::Batch(items)) = parse_frame(text) else {
+            panic!("not a batch")
+        };
+        assert_eq!(items.len(), 3);
+        assert!(matches!(items[0], Ok(Message::Response(_))));
+        assert!(items[1].is_err());
+        assert!(matches!(items[2], Ok(Message::Notification(_))));
+    }
+}

@@ -1,0 +1,56 @@
+//! Monotonic counters kept by the engine and the connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Live counters, shared by a connection and every session it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) requests_ok: AtomicU64,
+    pub(crate) requests_failed: AtomicU64,
+    pub(crate) requests_timed_out: AtomicU64,
+    pub(crate) unmatched_responses: AtomicU64,
+    pub(crate) invalid_messages: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) health_checks_failed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> RequestMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RequestMetrics {
+            requests_ok: get(&self.requests_ok),
+            requests_failed: get(&self.requests_failed),
+            requests_timed_out: get(&self.requests_timed_out),
+            unmatched_responses: get(&self.unmatched_responses),
+            invalid_messages: get(&self.invalid_messages),
+            reconnects: get(&self.reconnects),
+            health_checks_failed: get(&self.health_checks_failed),
+        }
+    }
+}
+
+/// A snapshot of a connection's counters. Each only grows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RequestMetrics {
+    /// Requests answered with a result.
+    pub requests_ok: u64,
+    /// Requests that failed (server error, link lost, …), timeouts excluded.
+    pub requests_failed: u64,
+    /// Requests that timed out.
+    pub requests_timed_out: u64,
+    /// Responses whose id matched no pending request (dropped).
+    pub unmatched_responses: u64,
+    /// Incoming messages the engine could not use (dropped).
+    pub invalid_messages: u64,
+    /// Successful reconnects.
+    pub reconnects: u64,
+    /// Health checks that failed.
+    pub health_checks_failed: u64,
+}
