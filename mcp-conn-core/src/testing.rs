@@ -49,6 +49,7 @@ enum ServerItem {
 #[derive(Debug)]
 struct MockShared {
     connects: AtomicUsize,
+    connect_times: Mutex<Vec<tokio::time::Instant>>,
     script: Mutex<VecDeque<ConnectOutcome>>,
     links: Option<mpsc::Sender<MockLink>>,
     fake: Option<FakeServer>,
@@ -73,6 +74,7 @@ impl MockTransport {
         MockTransport {
             shared: Arc::new(MockShared {
                 connects: AtomicUsize::new(0),
+                connect_times: Mutex::new(Vec::new()),
                 script: Mutex::new(VecDeque::new()),
                 links,
                 fake,
@@ -110,6 +112,12 @@ impl MockTransport {
         self.shared.connects.load(Ordering::SeqCst)
     }
 
+    /// When each `connect()` was called (tokio time, so exact under
+    /// `start_paused`).
+    pub fn connect_times(&self) -> Vec<tokio::time::Instant> {
+        lock(&self.shared.connect_times).clone()
+    }
+
     /// Ends every link served by a [`FakeServer`] now, as if the server
     /// process died (the client sees EOF).
     pub fn kill_links(&self) {
@@ -123,6 +131,7 @@ impl MockTransport {
 impl Transport for MockTransport {
     async fn connect(&self) -> Result<Link, TransportError> {
         self.shared.connects.fetch_add(1, Ordering::SeqCst);
+        lock(&self.shared.connect_times).push(tokio::time::Instant::now());
         let outcome = lock(&self.shared.script)
             .pop_front()
             .unwrap_or(ConnectOutcome::Accept);
