@@ -425,12 +425,14 @@ impl Shared {
                     source,
                 })?;
             let session = Session::start(link, &self.engine_config());
-            // On failure the session is dropped, which closes the link.
+            // On failure the session is dropped, which closes the link. The
+            // outer deadline below governs, so the request's own timeout is
+            // set past it.
             initialize(
                 &session,
                 &self.config.client_info,
                 self.config.handlers.capabilities(),
-                timeout,
+                timeout.saturating_mul(2),
             )
             .await?;
             Ok(session)
