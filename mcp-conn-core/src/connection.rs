@@ -512,7 +512,7 @@ impl Shared {
         };
         let limit = self.config.max_consecutive_health_failures;
         let unhealthy =
-            (outcome.is_err() && limit > 0 && failures >= limit).then(|| (client, failures));
+            (outcome.is_err() && limit > 0 && failures >= limit).then_some((client, failures));
         let report = match outcome {
             Ok(()) => self.report(true, None, Some(latency)),
             Err(e) => self.report(false, Some(e.to_string()), None),
