@@ -1065,13 +1065,20 @@ pub(crate) async fn initialize(
         connection: client.inner.name.clone(),
         message: e.to_string(),
     })?;
-    let result: InitializeResult = client
-        .request(
+    // Not through `request`: the handshake is part of connecting and is not
+    // counted in the request metrics (its failures count as connect errors).
+    let raw = client
+        .send_request(
             "initialize",
             Some(params),
             &RequestOptions::new().timeout(timeout),
         )
         .await?;
+    let result: InitializeResult =
+        serde_json::from_str(raw.get()).map_err(|e| Error::Protocol {
+            connection: client.inner.name.clone(),
+            message: format!("`initialize` returned an unexpected result: {e}"),
+        })?;
     if !SUPPORTED_PROTOCOL_VERSIONS.contains(&result.protocol_version.as_str()) {
         // Checklist item 14: no `notifications/initialized` for a version we
         // cannot speak.

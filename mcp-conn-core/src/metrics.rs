@@ -35,7 +35,9 @@ impl Counters {
     }
 }
 
-/// A snapshot of a connection's counters. Each only grows.
+/// A snapshot of a connection's counters. Each only grows. Request counters
+/// cover every request sent on a live session (health probes included); the
+/// `initialize` handshake is part of connecting and is not counted here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RequestMetrics {

@@ -12,12 +12,15 @@ use serde_json::json;
 #[tokio::test]
 async fn calls_the_server_did_not_declare_fail_locally() {
     let (conn, _t, mut server) = common::scripted(common::config());
-    let (client, mut link) = tokio::join!(conn.connect(), async {
-        let mut link = server.accept().await;
-        link.handshake_with("2025-06-18", json!({"tools": {}}))
-            .await;
-        link
-    });
+    let (client, mut link) = common::within("join", async {
+        tokio::join!(conn.connect(), async {
+            let mut link = server.accept().await;
+            link.handshake_with("2025-06-18", json!({"tools": {}}))
+                .await;
+            link
+        })
+    })
+    .await;
     let client = client.expect("connects");
     let refused = [
         client.list_prompts().await.map(drop),

@@ -13,11 +13,14 @@ use tokio::time::Instant;
 #[tokio::test(start_paused = true)]
 async fn initialize_offers_the_latest_version_and_our_identity() {
     let (conn, _t, mut server) = common::scripted(common::config());
-    let (client, link) = tokio::join!(conn.connect(), async {
-        let mut link = server.accept().await;
-        let init = link.handshake().await;
-        (link, init)
-    });
+    let (client, link) = common::within("join", async {
+        tokio::join!(conn.connect(), async {
+            let mut link = server.accept().await;
+            let init = link.handshake().await;
+            (link, init)
+        })
+    })
+    .await;
     let (_link, init) = link;
     let params = init.params.expect("params");
     assert_eq!(params["protocolVersion"], "2025-11-25");
@@ -41,11 +44,14 @@ async fn initialize_offers_the_latest_version_and_our_identity() {
 async fn older_supported_versions_are_accepted() {
     for version in ["2025-06-18", "2025-03-26", "2024-11-05"] {
         let (conn, _t, mut server) = common::scripted(common::config());
-        let (client, _link) = tokio::join!(conn.connect(), async {
-            let mut link = server.accept().await;
-            link.handshake_with(version, json!({"tools": {}})).await;
-            link
-        });
+        let (client, _link) = common::within("join", async {
+            tokio::join!(conn.connect(), async {
+                let mut link = server.accept().await;
+                link.handshake_with(version, json!({"tools": {}})).await;
+                link
+            })
+        })
+        .await;
         assert_eq!(client.expect("connects").protocol_version(), Some(version));
     }
 }
@@ -53,7 +59,7 @@ async fn older_supported_versions_are_accepted() {
 #[tokio::test(start_paused = true)]
 async fn an_unsupported_version_is_refused_without_initialized() {
     let (conn, _t, mut server) = common::scripted(common::config());
-    let (result, ()) = tokio::join!(conn.connect(), async {
+    let (result, ()) = common::within("join", async { tokio::join!(conn.connect(), async {
         let mut link = server.accept().await;
         let init = link.expect_method("initialize").await;
         link.respond(
@@ -63,7 +69,8 @@ async fn an_unsupported_version_is_refused_without_initialized() {
         .await;
         // Item 14: the link is closed and nothing else was sent.
         assert_eq!(common::within("close", link.recv()).await, None);
-    });
+    }) })
+.await;
     match result {
         Err(Error::UnsupportedVersion { offered, .. }) => assert_eq!(offered, "1999-01-01"),
         other => panic!("unexpected {other:?}"),
@@ -74,13 +81,16 @@ async fn an_unsupported_version_is_refused_without_initialized() {
 #[tokio::test(start_paused = true)]
 async fn an_initialize_error_is_surfaced_with_its_data() {
     let (conn, _t, mut server) = common::scripted(common::config());
-    let (result, ()) = tokio::join!(conn.connect(), async {
-        let mut link = server.accept().await;
-        let init = link.expect_method("initialize").await;
-        let mut error = JsonRpcError::invalid_params("Unsupported protocol version");
-        error.data = Some(json!({"supported": ["2024-11-05"], "requested": "2025-11-25"}));
-        link.respond_error(init.id, error).await;
-    });
+    let (result, ()) = common::within("join", async {
+        tokio::join!(conn.connect(), async {
+            let mut link = server.accept().await;
+            let init = link.expect_method("initialize").await;
+            let mut error = JsonRpcError::invalid_params("Unsupported protocol version");
+            error.data = Some(json!({"supported": ["2024-11-05"], "requested": "2025-11-25"}));
+            link.respond_error(init.id, error).await;
+        })
+    })
+    .await;
     let err = result.expect_err("refused");
     let rpc = err.rpc_error().expect("the server's error");
     assert_eq!(rpc.code, -32602);
@@ -100,12 +110,15 @@ async fn a_server_that_never_answers_initialize_times_out() {
     };
     let (conn, _t, mut server) = common::scripted(config);
     let started = Instant::now();
-    let (result, ()) = tokio::join!(conn.connect(), async {
-        let mut link = server.accept().await;
-        link.expect_method("initialize").await;
-        // Item 13: initialize is never cancelled; the link is just closed.
-        assert_eq!(common::within("close", link.recv()).await, None);
-    });
+    let (result, ()) = common::within("join", async {
+        tokio::join!(conn.connect(), async {
+            let mut link = server.accept().await;
+            link.expect_method("initialize").await;
+            // Item 13: initialize is never cancelled; the link is just closed.
+            assert_eq!(common::within("close", link.recv()).await, None);
+        })
+    })
+    .await;
     match result {
         Err(Error::Timeout {
             operation, after, ..
@@ -124,10 +137,13 @@ async fn a_server_that_never_answers_initialize_times_out() {
 async fn connect_timeout_overrides_the_configured_timeout() {
     let (conn, _t, mut server) = common::scripted(common::config());
     let started = Instant::now();
-    let (result, _link) = tokio::join!(
-        conn.connect_timeout(Duration::from_secs(2)),
-        server.accept()
-    );
+    let (result, _link) = common::within("join", async {
+        tokio::join!(
+            conn.connect_timeout(Duration::from_secs(2)),
+            server.accept()
+        )
+    })
+    .await;
     assert!(result.expect_err("times out").is_timeout());
     assert_eq!(Instant::now() - started, Duration::from_secs(2));
 }
@@ -135,7 +151,7 @@ async fn connect_timeout_overrides_the_configured_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_server_ping_is_answered_before_initialized() {
     let (conn, _t, mut server) = common::scripted(common::config());
-    let (client, ()) = tokio::join!(conn.connect(), async {
+    let (client, _link) = common::within("join", async { tokio::join!(conn.connect(), async {
         let mut link = server.accept().await;
         let init = link.expect_method("initialize").await;
         // Item 20: the server pings before answering initialize.
@@ -160,9 +176,9 @@ async fn a_server_ping_is_answered_before_initialized() {
         assert!(
             matches!(link.recv().await, Some(Message::Notification(n)) if n.method == "notifications/initialized")
         );
-        // Stay open until the test ends.
-        std::mem::forget(link);
-    });
+        link // stays open until the test ends
+    }) })
+.await;
     assert!(client.is_ok());
 }
 

@@ -75,18 +75,21 @@ async fn the_score_follows_mixed_outcomes() {
     let (_client, mut link) = common::connect(&conn, &mut server).await;
     let script = [true, false, true, true, false, false, true];
     for (i, ok) in script.iter().enumerate() {
-        let (report, ()) = tokio::join!(conn.health_check(), async {
-            let ping = link.expect_method("ping").await;
-            if *ok {
-                link.respond(ping.id, json!({})).await;
-            } else {
-                link.respond_error(
-                    ping.id,
-                    mcp_conn_core::jsonrpc::JsonRpcError::internal("busy"),
-                )
-                .await;
-            }
-        });
+        let (report, ()) = common::within("join", async {
+            tokio::join!(conn.health_check(), async {
+                let ping = link.expect_method("ping").await;
+                if *ok {
+                    link.respond(ping.id, json!({})).await;
+                } else {
+                    link.respond_error(
+                        ping.id,
+                        mcp_conn_core::jsonrpc::JsonRpcError::internal("busy"),
+                    )
+                    .await;
+                }
+            })
+        })
+        .await;
         assert_eq!(report.ok, *ok);
         assert_eq!(
             report.health_score,
@@ -180,25 +183,28 @@ async fn monitoring_finds_a_hung_server_and_reconnects() {
     let (_client, mut hung) = common::connect(&conn, &mut server).await;
     conn.start_monitoring().await;
     // The server reads but never answers: two probes time out.
-    let (_new_link, ()) = tokio::join!(common::handshake_next(&mut server), async {
-        // Each timed-out probe is followed by its cancellation.
-        let mut seen = Vec::new();
-        while seen.len() < 4 {
-            match hung.recv().await {
-                Some(m) => seen.push(m.method().unwrap_or_default().to_owned()),
-                None => break,
+    let (_new_link, ()) = common::within("join", async {
+        tokio::join!(common::handshake_next(&mut server), async {
+            // Each timed-out probe is followed by its cancellation.
+            let mut seen = Vec::new();
+            while seen.len() < 4 {
+                match hung.recv().await {
+                    Some(m) => seen.push(m.method().unwrap_or_default().to_owned()),
+                    None => break,
+                }
             }
-        }
-        assert_eq!(
-            seen,
-            [
-                "ping",
-                "notifications/cancelled",
-                "ping",
-                "notifications/cancelled"
-            ]
-        );
-    });
+            assert_eq!(
+                seen,
+                [
+                    "ping",
+                    "notifications/cancelled",
+                    "ping",
+                    "notifications/cancelled"
+                ]
+            );
+        })
+    })
+    .await;
     common::wait_status(&conn, ConnectionStatus::Connected).await;
     assert_eq!(transport.connect_count(), 2);
     // 10 s + 2 s timeout, 10 s + 2 s timeout, then 1 s backoff.
@@ -220,10 +226,13 @@ async fn the_list_tools_probe_is_a_strategy() {
     };
     let (conn, _t, mut server) = common::scripted(config);
     let (_client, mut link) = common::connect(&conn, &mut server).await;
-    let (report, ()) = tokio::join!(conn.health_check(), async {
-        let req = link.expect_method("tools/list").await;
-        link.respond(req.id, json!({"tools": []})).await;
-    });
+    let (report, ()) = common::within("join", async {
+        tokio::join!(conn.health_check(), async {
+            let req = link.expect_method("tools/list").await;
+            link.respond(req.id, json!({"tools": []})).await;
+        })
+    })
+    .await;
     assert!(report.ok);
     assert!(report.latency.is_some());
 }

@@ -35,14 +35,17 @@ async fn a_dead_link_starts_reconnecting_at_once() {
     );
     assert!(conn.client().is_err());
 
-    let (_link, ()) = tokio::join!(common::handshake_next(&mut server), async {
-        common::within(
-            "status Connected",
-            status.wait_for(|s| *s == ConnectionStatus::Connected),
-        )
-        .await
-        .expect("status");
-    });
+    let (_link, ()) = common::within("join", async {
+        tokio::join!(common::handshake_next(&mut server), async {
+            common::within(
+                "status Connected",
+                status.wait_for(|s| *s == ConnectionStatus::Connected),
+            )
+            .await
+            .expect("status");
+        })
+    })
+    .await;
     assert_eq!(
         transport.connect_times()[1] - died,
         Duration::from_secs(1),
@@ -91,8 +94,10 @@ async fn reconnect_closes_the_old_link_and_fails_its_requests() {
     });
     old_link.expect_method("tools/call").await;
 
-    let (new_client, _new_link) =
-        tokio::join!(conn.reconnect(), common::handshake_next(&mut server));
+    let (new_client, _new_link) = common::within("join", async {
+        tokio::join!(conn.reconnect(), common::handshake_next(&mut server))
+    })
+    .await;
     let new_client = new_client.expect("reconnects");
     // The old link is closed by the client, and its request failed, not lost.
     tokio::time::timeout(Duration::from_secs(5), old_link.closed())
@@ -181,7 +186,10 @@ async fn no_auto_reconnect_means_error_after_a_lost_link() {
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(transport.connect_count(), 1);
     // An explicit reconnect() still works.
-    let (client, _link) = tokio::join!(conn.reconnect(), common::handshake_next(&mut server));
+    let (client, _link) = common::within("join", async {
+        tokio::join!(conn.reconnect(), common::handshake_next(&mut server))
+    })
+    .await;
     assert!(client.is_ok());
     assert_eq!(conn.status(), ConnectionStatus::Connected);
 }

@@ -93,18 +93,21 @@ fn with_handlers() -> ConnectionConfig {
 #[tokio::test]
 async fn registered_handlers_answer_and_declare_capabilities() {
     let (conn, _t, mut server) = common::scripted(with_handlers());
-    let (_client, mut link) = tokio::join!(conn.connect(), async {
-        let mut link = server.accept().await;
-        let init = link.handshake().await;
-        let caps = &init.params.as_ref().expect("params")["capabilities"];
-        assert_eq!(caps["roots"], json!({}));
-        assert_eq!(caps["elicitation"], json!({"form": {}}));
-        assert!(
-            caps.get("sampling").is_none(),
-            "no sampling handler, no sampling capability"
-        );
-        link
-    });
+    let (_client, mut link) = common::within("join", async {
+        tokio::join!(conn.connect(), async {
+            let mut link = server.accept().await;
+            let init = link.handshake().await;
+            let caps = &init.params.as_ref().expect("params")["capabilities"];
+            assert_eq!(caps["roots"], json!({}));
+            assert_eq!(caps["elicitation"], json!({"form": {}}));
+            assert!(
+                caps.get("sampling").is_none(),
+                "no sampling handler, no sampling capability"
+            );
+            link
+        })
+    })
+    .await;
     let roots = ask(&mut link, RequestId::Int(1), "roots/list", json!({}))
         .await
         .expect("roots");
