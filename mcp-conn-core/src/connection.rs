@@ -410,7 +410,29 @@ impl Shared {
             queue_capacity: self.config.queue_capacity,
             max_server_requests: self.config.max_concurrent_server_requests,
             close_grace: self.config.close_grace,
+            on_link_lost: Some(self.link_lost_hook()),
         }
+    }
+
+    /// Moves the status off `Connected` the moment a live link is found
+    /// lost, before callers hear of it; the supervisor then takes over.
+    fn link_lost_hook(&self) -> crate::engine::LinkLostHook {
+        let recovers = self.config.auto_reconnect && self.config.max_reconnect_attempts > 0;
+        let status = self.status.clone();
+        Arc::new(move || {
+            let to = if recovers {
+                ConnectionStatus::Reconnecting
+            } else {
+                ConnectionStatus::Error
+            };
+            status.send_if_modified(|s| {
+                let change = *s == ConnectionStatus::Connected;
+                if change {
+                    *s = to;
+                }
+                change
+            });
+        })
     }
 
     /// Opens a link and runs the handshake, all within `timeout`.
@@ -692,7 +714,8 @@ impl Supervisor {
                         self.phase = Phase::Attempting { attempt, reconnect };
                     }
                     Phase::Connected(session) => {
-                        self.retire(session);
+                        let closed = self.shared.closed();
+                        self.retire(session, closed);
                         lock(&self.shared.state).reconnect_attempts = 1;
                         self.start_attempt(true, None);
                     }
@@ -728,7 +751,7 @@ impl Supervisor {
         self.next_probe = None;
         self.probe = None;
         if let Phase::Connected(session) = std::mem::replace(&mut self.phase, Phase::Idle) {
-            self.retire(session);
+            self.retire(session, error.clone());
         }
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(Err(error.clone()));
@@ -740,10 +763,12 @@ impl Supervisor {
 
     /// Moves a session out of service; its link is closed in the background
     /// (owned by `closing`), so a reconnect need not wait for it.
-    fn retire(&mut self, session: Session) {
+    /// Pending requests fail with `error` right now (a link already lost
+    /// keeps its own reason).
+    fn retire(&mut self, session: Session, error: Error) {
         self.shared.on_session_end();
-        let closed = self.shared.closed();
-        self.closing.spawn(session.shutdown(closed));
+        session.begin_shutdown(error.clone());
+        self.closing.spawn(session.shutdown(error));
     }
 
     fn start_attempt(&mut self, reconnect: bool, timeout: Option<Duration>) {
@@ -805,7 +830,7 @@ impl Supervisor {
         };
         tracing::warn!(connection = %self.shared.name, %error, "link lost");
         self.shared.record_error(&error);
-        self.retire(session);
+        self.retire(session, error);
         self.next_probe = None;
         self.probe = None;
         lock(&self.shared.state).reconnect_attempts = 0;

@@ -148,7 +148,13 @@ pub(crate) struct EngineConfig {
     pub(crate) queue_capacity: usize,
     pub(crate) max_server_requests: usize,
     pub(crate) close_grace: Duration,
+    /// Called once, when the link is first found lost (before any pending
+    /// request hears of it), so the connection's status changes first.
+    pub(crate) on_link_lost: Option<LinkLostHook>,
 }
+
+/// See [`EngineConfig::on_link_lost`].
+pub(crate) type LinkLostHook = Arc<dyn Fn() + Send + Sync>;
 
 struct ClientInner {
     name: Arc<str>,
@@ -159,6 +165,7 @@ struct ClientInner {
     server: OnceLock<InitializeResult>,
     notifications: broadcast::Sender<ServerNotification>,
     counters: Arc<Counters>,
+    on_link_lost: Option<LinkLostHook>,
 }
 
 /// A handle to one live MCP session: cheap to clone, usable from many tasks at
@@ -189,12 +196,18 @@ impl ClientInner {
     /// Ends the session for callers: sets the terminal error (first one wins)
     /// and fails every pending request with it.
     fn fail_all(&self, error: Error) {
-        let (drained, error) = {
+        let (drained, error, newly_lost) = {
             let mut p = self.pending();
+            let newly_lost = p.terminal.is_none() && matches!(error, Error::ConnectionLost { .. });
             let error = p.terminal.get_or_insert(error).clone();
             let drained: Vec<Slot> = p.map.drain().map(|(_, slot)| slot).collect();
-            (drained, error)
+            (drained, error, newly_lost)
         };
+        if newly_lost {
+            if let Some(hook) = &self.on_link_lost {
+                hook();
+            }
+        }
         for slot in drained {
             let _ = slot.reply.send(Reply::Failed(error.clone()));
         }
@@ -721,6 +734,7 @@ impl Session {
             server: OnceLock::new(),
             notifications: config.notifications.clone(),
             counters: config.counters.clone(),
+            on_link_lost: config.on_link_lost.clone(),
         });
         let stop_writer = CancellationToken::new();
         let stop_reader = CancellationToken::new();
@@ -773,6 +787,14 @@ impl Session {
             }
             None => std::future::pending().await,
         }
+    }
+
+    /// Takes the session out of service at once: from now on every request
+    /// fails with `error` (unless the link was already lost), and the writer
+    /// starts closing the link. [`Session::shutdown`] then waits for it.
+    pub(crate) fn begin_shutdown(&self, error: Error) {
+        self.client.inner.fail_all(error);
+        self.stop_writer.cancel();
     }
 
     /// Stops the session: fails what is pending with `error`, closes the link

@@ -185,23 +185,14 @@ async fn monitoring_finds_a_hung_server_and_reconnects() {
     // The server reads but never answers: two probes time out.
     let (_new_link, ()) = common::within("join", async {
         tokio::join!(common::handshake_next(&mut server), async {
-            // Each timed-out probe is followed by its cancellation.
+            // The first timed-out probe is cancelled; after the second the
+            // link is replaced (closed), whether or not its cancel got out.
             let mut seen = Vec::new();
-            while seen.len() < 4 {
-                match hung.recv().await {
-                    Some(m) => seen.push(m.method().unwrap_or_default().to_owned()),
-                    None => break,
-                }
+            while let Some(m) = hung.recv().await {
+                seen.push(m.method().unwrap_or_default().to_owned());
             }
-            assert_eq!(
-                seen,
-                [
-                    "ping",
-                    "notifications/cancelled",
-                    "ping",
-                    "notifications/cancelled"
-                ]
-            );
+            assert_eq!(seen[..3], ["ping", "notifications/cancelled", "ping"]);
+            assert!(seen.len() <= 4, "{seen:?}");
         })
     })
     .await;

@@ -1,0 +1,14 @@
+//! # mcp-conn-testkit
+//!
+//! Test tools for mcp-conn (not published):
+//! - [`fake_server`]: a small MCP server over stdio with fault modes, run as
+//!   the `fake-mcp-server` binary or from any program that re-executes itself;
+//! - [`leaks`]: counts of open file descriptors and child processes, to assert
+//!   that nothing is left behind.
+//!
+//! The fault-matrix tests live in this crate's `tests/` folder, where Cargo
+//! provides the binary's path.
+#![deny(missing_docs)]
+
+pub mod fake_server;
+pub mod leaks;

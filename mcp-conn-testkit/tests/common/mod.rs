@@ -1,0 +1,101 @@
+//! Helpers for the stdio fault tests: the fake server, deadlines, pid files.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mcp_conn_core::{Connection, ConnectionConfig, ConnectionStatus};
+use mcp_conn_testkit::leaks;
+use mcp_transport_stdio::StdioTransport;
+
+/// The hard deadline of any single step of a test.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The fake server in `mode`, writing its pids to `pidfile`.
+pub fn fake(mode: &str, pidfile: &PidFile) -> StdioTransport {
+    StdioTransport::new(
+        env!("CARGO_BIN_EXE_fake-mcp-server"),
+        mode.split_whitespace(),
+    )
+    .env("FAKE_MCP_PIDFILE", &pidfile.0)
+    .shutdown_timeouts(Duration::from_millis(500), Duration::from_millis(500))
+}
+
+/// Settings for fast fault tests: short timeouts, quick reconnects.
+pub fn config() -> ConnectionConfig {
+    ConnectionConfig {
+        reconnect_delay: Duration::from_millis(50),
+        max_reconnect_delay: Duration::from_millis(200),
+        reconnect_jitter: 0.0,
+        connection_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        close_grace: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+/// Awaits `fut` within [`DEADLINE`], or fails the test.
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(DEADLINE, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: still not done after {DEADLINE:?}"),
+    }
+}
+
+/// Waits for a status, within the deadline.
+pub async fn wait_status(conn: &Connection, want: ConnectionStatus) {
+    within(
+        &format!("status {want}"),
+        conn.wait_for_status(|s| s == want),
+    )
+    .await;
+}
+
+/// Polls `cond` until it holds (for facts no event announces, such as a
+/// process that is not our child dying), failing after the deadline.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// A unique pid-file path, removed on drop.
+pub struct PidFile(pub PathBuf);
+
+impl PidFile {
+    pub fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        PidFile(std::env::temp_dir().join(format!("mcp-conn-test-{}-{n}.pid", std::process::id())))
+    }
+
+    /// The server's pid (and its grandchild's), once written.
+    pub async fn pids(&self) -> (i32, Option<i32>) {
+        let mut found = None;
+        eventually("the pid file", || {
+            found = leaks::read_pidfile(&self.0);
+            found.is_some()
+        })
+        .await;
+        found.unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Asserts that the process is gone (or a zombie about to be reaped by init).
+pub async fn assert_dead(what: &str, pid: i32) {
+    eventually(&format!("{what} (pid {pid}) to die"), || {
+        !leaks::is_alive(pid)
+    })
+    .await;
+}

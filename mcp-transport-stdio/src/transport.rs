@@ -1,0 +1,542 @@
+//! [`StdioTransport`]: its settings, spawning, and the two link halves.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use mcp_conn_core::jsonrpc::{parse_frame, Frame, Message};
+use mcp_conn_core::{Link, LinkRx, LinkTx, Transport, TransportError};
+use nix::sys::signal::Signal;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+
+use crate::codec::{Line, LineCodec};
+use crate::process::{describe, Process};
+
+/// The variables a child gets from the parent under [`EnvPolicy::AllowList`],
+/// besides the locale variables (`LANG`, `LANGUAGE`, `LC_*`).
+pub const DEFAULT_ENV_ALLOW_LIST: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+
+/// Which of the parent's environment variables the server inherits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvPolicy {
+    /// Only [`DEFAULT_ENV_ALLOW_LIST`] and the locale variables (default):
+    /// a server never sees the parent's secrets by accident.
+    #[default]
+    AllowList,
+    /// The whole parent environment.
+    InheritAll,
+    /// Nothing: only what was set with `.env()`.
+    Empty,
+}
+
+/// What happens to the server's stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StderrMode {
+    /// Read all the time, forwarded to `tracing` (target `mcp_conn::stderr`),
+    /// and the last lines attached to the error when the server exits (default).
+    #[default]
+    Capture,
+    /// Shared with this process's stderr.
+    Inherit,
+    /// Discarded.
+    Discard,
+}
+
+/// Runs an MCP server as a child process and talks newline-delimited JSON
+/// over its stdin and stdout.
+///
+/// Every `connect()` spawns a fresh process in its own process group, so a
+/// launcher (`npx`, `uvx`) and whatever it starts die together. No shell is
+/// involved: the program and each argument reach the OS as given.
+///
+/// ```no_run
+/// use mcp_conn_core::Connection;
+/// use mcp_transport_stdio::StdioTransport;
+///
+/// # async fn run() -> Result<(), mcp_conn_core::Error> {
+/// let transport = StdioTransport::new("npx", ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"])
+///     .env("DEBUG", "1")
+///     .cwd("/tmp");
+/// let connection = Connection::new("filesystem", transport);
+/// let client = connection.connect().await?;
+/// println!("{} tools", client.list_tools().await?.len());
+/// connection.disconnect().await; // stdin closed, then SIGTERM, then SIGKILL if need be
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StdioTransport {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    env_policy: EnvPolicy,
+    cwd: Option<PathBuf>,
+    stderr: StderrMode,
+    max_message_size: usize,
+    stderr_tail_lines: usize,
+    stdin_close_wait: Option<Duration>,
+    sigterm_wait: Option<Duration>,
+    name: Option<Arc<str>>,
+}
+
+impl fmt::Debug for StdioTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Environment values are secrets: only their names are shown.
+        let env_keys: Vec<_> = self.env.iter().map(|(k, _)| k).collect();
+        f.debug_struct("StdioTransport")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &env_keys)
+            .field("env_policy", &self.env_policy)
+            .field("cwd", &self.cwd)
+            .field("stderr", &self.stderr)
+            .field("max_message_size", &self.max_message_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StdioTransport {
+    /// Runs `program` with `args`. `program` is looked up on `PATH` (the
+    /// child's, if `.env("PATH", …)` sets one) unless it contains a `/`.
+    pub fn new<I, S>(program: impl AsRef<OsStr>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        StdioTransport {
+            program: program.as_ref().to_owned(),
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            env: Vec::new(),
+            env_policy: EnvPolicy::default(),
+            cwd: None,
+            stderr: StderrMode::default(),
+            max_message_size: 16 * 1024 * 1024,
+            stderr_tail_lines: 20,
+            stdin_close_wait: None,
+            sigterm_wait: None,
+            name: None,
+        }
+    }
+
+    /// Sets an environment variable for the server (its value is never logged).
+    #[must_use]
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables.
+    #[must_use]
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.env.extend(
+            vars.into_iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
+        self
+    }
+
+    /// Chooses what the server inherits of this process's environment.
+    #[must_use]
+    pub fn inherit_env(mut self, policy: EnvPolicy) -> Self {
+        self.env_policy = policy;
+        self
+    }
+
+    /// Sets the server's working directory.
+    #[must_use]
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Chooses what happens to the server's stderr.
+    #[must_use]
+    pub fn stderr(mut self, mode: StderrMode) -> Self {
+        self.stderr = mode;
+        self
+    }
+
+    /// The largest message accepted from the server (default 16 MiB). A
+    /// longer line is reported, skipped, and does not end the connection.
+    #[must_use]
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// How many stderr lines to keep for error reports (default 20).
+    #[must_use]
+    pub fn stderr_tail_lines(mut self, lines: usize) -> Self {
+        self.stderr_tail_lines = lines;
+        self
+    }
+
+    /// The shutdown ladder's waits: after closing stdin, and after SIGTERM.
+    /// By default both are the connection's `close_grace`.
+    #[must_use]
+    pub fn shutdown_timeouts(
+        mut self,
+        after_stdin_close: Duration,
+        after_sigterm: Duration,
+    ) -> Self {
+        self.stdin_close_wait = Some(after_stdin_close);
+        self.sigterm_wait = Some(after_sigterm);
+        self
+    }
+
+    /// The name used in logs (default: the program's file name).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// The program as configured.
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
+    fn log_name(&self) -> Arc<str> {
+        self.name.clone().unwrap_or_else(|| {
+            let name = Path::new(&self.program)
+                .file_name()
+                .unwrap_or(&self.program)
+                .to_string_lossy();
+            Arc::from(name.as_ref())
+        })
+    }
+
+    /// The environment the child starts with.
+    fn child_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = match self.env_policy {
+            EnvPolicy::InheritAll => std::env::vars_os().collect(),
+            EnvPolicy::Empty => Vec::new(),
+            EnvPolicy::AllowList => std::env::vars_os()
+                .filter(|(k, _)| {
+                    let k = k.to_string_lossy();
+                    DEFAULT_ENV_ALLOW_LIST.contains(&k.as_ref())
+                        || k == "LANG"
+                        || k == "LANGUAGE"
+                        || k.starts_with("LC_")
+                })
+                .collect(),
+        };
+        for (k, v) in &self.env {
+            env.retain(|(existing, _)| existing != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env
+    }
+
+    /// Finds the program the way a shell would, without a shell.
+    fn resolve(&self, env: &[(OsString, OsString)]) -> Result<PathBuf, TransportError> {
+        let not_found = || TransportError::NotFound {
+            program: self.program.to_string_lossy().into_owned(),
+        };
+        let program = Path::new(&self.program);
+        if self.program.is_empty() {
+            return Err(not_found());
+        }
+        if program.components().count() > 1 {
+            let full = match &self.cwd {
+                Some(cwd) if program.is_relative() => cwd.join(program),
+                _ => program.to_owned(),
+            };
+            return if is_executable(&full) {
+                Ok(full)
+            } else {
+                Err(not_found())
+            };
+        }
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| is_executable(candidate))
+            .ok_or_else(not_found)
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[async_trait]
+impl Transport for StdioTransport {
+    async fn connect(&self) -> Result<Link, TransportError> {
+        let env = self.child_env();
+        if let Some(cwd) = &self.cwd {
+            if !cwd.is_dir() {
+                return Err(TransportError::Connect {
+                    message: format!("working directory {} does not exist", cwd.display()),
+                    retryable: false,
+                });
+            }
+        }
+        let program = self.resolve(&env)?;
+        let mut cmd = Command::new(&program);
+        cmd.args(&self.args)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(match self.stderr {
+                StderrMode::Capture => Stdio::piped(),
+                StderrMode::Inherit => Stdio::inherit(),
+                StderrMode::Discard => Stdio::null(),
+            })
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        let mut child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => TransportError::NotFound {
+                program: self.program.to_string_lossy().into_owned(),
+            },
+            _ => TransportError::Connect {
+                message: format!("could not start {}: {e}", program.display()),
+                retryable: e.kind() != std::io::ErrorKind::PermissionDenied,
+            },
+        })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(TransportError::Connect {
+                message: "the child's pipes were not opened".into(),
+                retryable: true,
+            });
+        };
+        let stderr = child.stderr.take();
+        let name = self.log_name();
+        let process = Arc::new(Process::watch(
+            name.clone(),
+            child,
+            stderr,
+            self.stderr_tail_lines,
+        ));
+        tracing::debug!(server = %name, pid = process.pid(), "server started");
+        Ok(Link::new(
+            StdioTx {
+                stdin: Some(stdin),
+                buf: Vec::with_capacity(4096),
+                process: process.clone(),
+                stdin_close_wait: self.stdin_close_wait,
+                sigterm_wait: self.sigterm_wait,
+                closed: false,
+            },
+            StdioRx {
+                lines: FramedRead::with_capacity(
+                    stdout,
+                    LineCodec::new(self.max_message_size),
+                    64 * 1024,
+                ),
+                queued: VecDeque::new(),
+                process,
+                max: self.max_message_size,
+                drain_until: None,
+            },
+        ))
+    }
+
+    fn kind(&self) -> &'static str {
+        "stdio"
+    }
+}
+
+/// How long stdout may keep delivering after the process exited (a
+/// grandchild may hold it open; what the server wrote before dying is read).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+/// How long to wait for the exit status once stdout has ended.
+const EXIT_AFTER_EOF: Duration = Duration::from_secs(1);
+/// How long to wait for the rest of stderr when building an error.
+const STDERR_SETTLE: Duration = Duration::from_millis(500);
+
+async fn exit_error(process: &Process) -> Option<TransportError> {
+    let status = process.exit_status()?;
+    Some(TransportError::Exited {
+        status: describe(status),
+        stderr_tail: process.stderr_tail(STDERR_SETTLE).await,
+    })
+}
+
+struct StdioTx {
+    stdin: Option<ChildStdin>,
+    buf: Vec<u8>,
+    process: Arc<Process>,
+    stdin_close_wait: Option<Duration>,
+    sigterm_wait: Option<Duration>,
+    closed: bool,
+}
+
+#[async_trait]
+impl LinkTx for StdioTx {
+    async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
+        self.send_batch(std::slice::from_ref(msg)).await
+    }
+
+    async fn send_batch(&mut self, msgs: &[Message]) -> Result<(), TransportError> {
+        let stdin = self.stdin.as_mut().ok_or(TransportError::Closed)?;
+        self.buf.clear();
+        for msg in msgs {
+            msg.write_to(&mut self.buf);
+            self.buf.push(b'\n');
+        }
+        if let Err(e) = stdin.write_all(&self.buf).await {
+            // Most likely the server died: report its exit, not the pipe.
+            if self.process.wait_exit(EXIT_AFTER_EOF).await.is_some() {
+                if let Some(exit) = exit_error(&self.process).await {
+                    return Err(exit);
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, grace: Duration) -> Result<(), TransportError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let p = &self.process;
+        drop(self.stdin.take());
+        if p.wait_exit(self.stdin_close_wait.unwrap_or(grace))
+            .await
+            .is_none()
+        {
+            tracing::debug!(server = %p.name, "still running after stdin was closed: SIGTERM");
+            p.signal_group(Signal::SIGTERM);
+            if p.wait_exit(self.sigterm_wait.unwrap_or(grace))
+                .await
+                .is_none()
+            {
+                tracing::warn!(server = %p.name, "still running after SIGTERM: SIGKILL");
+                p.signal_group(Signal::SIGKILL);
+                if p.wait_exit(Duration::from_secs(10)).await.is_none() {
+                    tracing::error!(server = %p.name, pid = p.pid(), "did not die after SIGKILL");
+                }
+            }
+        }
+        // Whatever else is left in the group (a launcher's children).
+        p.signal_group(Signal::SIGKILL);
+        Ok(())
+    }
+}
+
+impl Drop for StdioTx {
+    fn drop(&mut self) {
+        if !self.closed {
+            // Dropped without a graceful close (e.g. the runtime is shutting
+            // down): kill the whole group now. The reaper, or tokio's
+            // kill_on_drop, collects the exit status.
+            self.process.signal_group(Signal::SIGKILL);
+        }
+    }
+}
+
+struct StdioRx {
+    lines: FramedRead<ChildStdout, LineCodec>,
+    queued: VecDeque<Message>,
+    process: Arc<Process>,
+    max: usize,
+    /// Set once the process exited: read what is left until then.
+    drain_until: Option<Instant>,
+}
+
+impl StdioRx {
+    fn take_line(&mut self, bytes: &[u8]) {
+        match parse_frame(bytes) {
+            Ok(Frame::Single(msg)) => self.queued.push_back(msg),
+            Ok(Frame::Batch(items)) => {
+                for item in items {
+                    match item {
+                        Ok(msg) => self.queued.push_back(msg),
+                        Err(e) => self.violation(&e.to_string(), bytes),
+                    }
+                }
+            }
+            Err(e) => self.violation(&e.to_string(), bytes),
+        }
+    }
+
+    fn violation(&self, why: &str, bytes: &[u8]) {
+        let preview = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+        tracing::warn!(server = %self.process.name, %why, line = %preview, "protocol violation: dropped a line that is not JSON-RPC");
+    }
+
+    async fn end_reason(&self) -> TransportError {
+        if self.process.wait_exit(EXIT_AFTER_EOF).await.is_some() {
+            if let Some(exit) = exit_error(&self.process).await {
+                return exit;
+            }
+        }
+        tracing::warn!(server = %self.process.name, "the server closed stdout but is still running");
+        TransportError::Eof
+    }
+}
+
+#[async_trait]
+impl LinkRx for StdioRx {
+    async fn recv(&mut self) -> Result<Option<Message>, TransportError> {
+        loop {
+            if let Some(msg) = self.queued.pop_front() {
+                return Ok(Some(msg));
+            }
+            let next = match self.drain_until {
+                Some(deadline) => tokio::time::timeout_at(deadline, self.lines.next())
+                    .await
+                    .unwrap_or(None),
+                None => {
+                    tokio::select! {
+                        biased;
+                        line = self.lines.next() => line,
+                        _ = self.process.exited() => {
+                            self.drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                            continue;
+                        }
+                    }
+                }
+            };
+            match next {
+                Some(Ok(Line::Text(bytes))) => {
+                    if !bytes.iter().all(u8::is_ascii_whitespace) {
+                        self.take_line(&bytes);
+                    }
+                }
+                Some(Ok(Line::Oversized { size })) => {
+                    tracing::warn!(
+                        server = %self.process.name,
+                        size,
+                        limit = self.max,
+                        "dropped a message larger than the limit"
+                    );
+                }
+                Some(Err(e)) => {
+                    return Err(exit_error(&self.process).await.unwrap_or_else(|| e.into()));
+                }
+                None => return Err(self.end_reason().await),
+            }
+        }
+    }
+}

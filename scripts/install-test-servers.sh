@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the real MCP servers the interop tests run, into .cache/ (ignored by git).
+# Skips (exit 0, with a message) when npm is missing; the tests then print why they skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVERYTHING_VERSION="2026.8.31"   # @modelcontextprotocol/server-everything, pinned
+prefix=".cache/npm"
+
+if ! command -v npm >/dev/null 2>&1; then
+    echo "install-test-servers: npm not found; the interop tests will be skipped"
+    exit 0
+fi
+bin="$prefix/node_modules/.bin/mcp-server-everything"
+if [ -x "$bin" ] && grep -q "\"version\": \"$EVERYTHING_VERSION\"" "$prefix/node_modules/@modelcontextprotocol/server-everything/package.json" 2>/dev/null; then
+    echo "install-test-servers: server-everything $EVERYTHING_VERSION already installed"
+    exit 0
+fi
+mkdir -p "$prefix"
+echo "install-test-servers: installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION into $prefix"
+npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
+    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION"
+test -x "$bin"
+echo "install-test-servers: ok ($bin)"
