@@ -167,10 +167,13 @@ pub fn run(mode: Mode) -> i32 {
     )));
     let mut served: u64 = 0;
     let mut stdout_open = true;
-    let stdin = std::io::stdin();
     let mut line = String::new();
-    let mut input = stdin.lock();
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin());
     loop {
+        if input.buffer().is_empty() {
+            // About to block on input: send what is buffered first.
+            let _ = out.lock().unwrap_or_else(PoisonError::into_inner).flush();
+        }
         line.clear();
         match input.read_line(&mut line) {
             Ok(0) | Err(_) => break,
@@ -249,7 +252,13 @@ pub fn run(mode: Mode) -> i32 {
                         let out = out.clone();
                         std::thread::spawn(move || {
                             std::thread::sleep(Duration::from_millis(ms));
-                            answer(&out, mode, &id, Ok(text_result(&format!("slept {ms} ms"))));
+                            answer(
+                                &out,
+                                mode,
+                                &id,
+                                Ok(text_result(&format!("slept {ms} ms"))),
+                                true,
+                            );
                         });
                         continue;
                     }
@@ -258,7 +267,7 @@ pub fn run(mode: Mode) -> i32 {
             }
             other => Err((-32601, format!("method not found: {other}"))),
         };
-        answer(&out, mode, &id, result);
+        answer(&out, mode, &id, result, false);
     }
     if matches!(mode, Mode::IgnoreSigterm | Mode::CloseStdout) {
         loop {
@@ -268,7 +277,10 @@ pub fn run(mode: Mode) -> i32 {
     0
 }
 
-fn answer(out: &Out, mode: Mode, id: &Value, result: Result<Value, (i64, String)>) {
+/// Writes one answer. With `flush` false the bytes stay buffered: the main
+/// loop flushes once its input is drained, so a burst of requests is
+/// answered with one write.
+fn answer(out: &Out, mode: Mode, id: &Value, result: Result<Value, (i64, String)>, flush: bool) {
     let msg = match result {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
         Err((code, message)) => {
@@ -296,7 +308,10 @@ fn answer(out: &Out, mode: Mode, id: &Value, result: Result<Value, (i64, String)
         }
         return;
     }
-    let _ = out.write_all(&bytes).and_then(|()| out.flush());
+    let _ = out.write_all(&bytes);
+    if flush {
+        let _ = out.flush();
+    }
 }
 
 /// Closes file descriptor 1 so the client sees EOF while this process runs on.
