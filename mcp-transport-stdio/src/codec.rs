@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn an_oversized_line_is_reported_and_skipped() {
         let mut c = LineCodec::new(8);
-        let long = vec![b'x'; 30];
+        let long = [b'x'; 30];
         let got = decode_all(&mut c, &[b"ok\n", &long[..10], &long[10..], b"\nnext\n"]);
         assert_eq!(
             got,
