@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::config::{ConnectionConfig, HealthProbe};
@@ -360,7 +361,14 @@ impl Connection {
                 Some(tx) if !tx.is_closed() => tx.clone(),
                 _ => {
                     let (tx, rx) = mpsc::channel(32);
-                    tokio::spawn(Supervisor::new(self.shared.clone(), rx).run());
+                    // Everything the supervisor starts (engine tasks, a
+                    // transport's helpers) logs inside this span.
+                    let span = tracing::info_span!("mcp_connection", name = %self.shared.name);
+                    tokio::spawn(
+                        Supervisor::new(self.shared.clone(), rx)
+                            .run()
+                            .instrument(span),
+                    );
                     *slot = Some(tx.clone());
                     tx
                 }

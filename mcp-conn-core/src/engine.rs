@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::handler::ClientHandlers;
@@ -738,14 +739,18 @@ impl Session {
         });
         let stop_writer = CancellationToken::new();
         let stop_reader = CancellationToken::new();
-        let writer = tokio::spawn(write_loop(
-            link.tx,
-            out_rx,
-            inner.clone(),
-            stop_writer.clone(),
-            stop_reader.clone(),
-            config.close_grace,
-        ));
+        let span = tracing::Span::current();
+        let writer = tokio::spawn(
+            write_loop(
+                link.tx,
+                out_rx,
+                inner.clone(),
+                stop_writer.clone(),
+                stop_reader.clone(),
+                config.close_grace,
+            )
+            .instrument(span.clone()),
+        );
         let reader = tokio::spawn(
             Reader {
                 inner: inner.clone(),
@@ -755,7 +760,8 @@ impl Session {
                 by_request: HashMap::new(),
                 by_task: HashMap::new(),
             }
-            .run(link.rx, stop_reader.clone()),
+            .run(link.rx, stop_reader.clone())
+            .instrument(span),
         );
         Session {
             client: Client { inner },

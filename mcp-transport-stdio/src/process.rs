@@ -57,27 +57,33 @@ impl Process {
         if let Some(stderr) = stderr {
             let tail = stderr_tail.clone();
             let name = name.clone();
-            tokio::spawn(async move {
-                let mut lines = FramedRead::new(stderr, LineCodec::new(STDERR_LINE_MAX));
-                while let Some(line) = lines.next().await {
-                    let text = match line {
-                        Ok(Line::Text(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-                        Ok(Line::Oversized { size }) => {
-                            format!("[a stderr line of {size} bytes was cut]")
+            // Inside the caller's span (the connection's name, when a
+            // `Connection` spawns the server).
+            let span = tracing::Span::current();
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    let mut lines = FramedRead::new(stderr, LineCodec::new(STDERR_LINE_MAX));
+                    while let Some(line) = lines.next().await {
+                        let text = match line {
+                            Ok(Line::Text(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                            Ok(Line::Oversized { size }) => {
+                                format!("[a stderr line of {size} bytes was cut]")
+                            }
+                            Err(_) => break,
+                        };
+                        tracing::info!(target: "mcp_conn::stderr", server = %name, "{text}");
+                        if tail_lines > 0 {
+                            let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+                            if tail.len() == tail_lines {
+                                tail.pop_front();
+                            }
+                            tail.push_back(text);
                         }
-                        Err(_) => break,
-                    };
-                    tracing::info!(target: "mcp_conn::stderr", server = %name, "{text}");
-                    if tail_lines > 0 {
-                        let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
-                        if tail.len() == tail_lines {
-                            tail.pop_front();
-                        }
-                        tail.push_back(text);
                     }
-                }
-                let _ = done_tx.send(true);
-            });
+                    let _ = done_tx.send(true);
+                },
+                span,
+            ));
         }
         Process {
             name,
