@@ -11,4 +11,5 @@
 #![deny(missing_docs)]
 
 pub mod fake_server;
+pub mod http_server;
 pub mod leaks;

@@ -777,7 +777,9 @@ impl Shared {
             let resp = match self.send(req).await {
                 Ok(resp) => resp,
                 Err(e) => {
-                    tracing::debug!(error = %e, "the GET stream could not be opened");
+                    // The server is unreachable: the link is lost, and the
+                    // connection learns it without waiting for a request.
+                    self.fatal(e).await;
                     return;
                 }
             };
