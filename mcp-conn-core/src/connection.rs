@@ -427,8 +427,8 @@ impl Shared {
     fn link_lost_hook(&self) -> crate::engine::LinkLostHook {
         let recovers = self.config.auto_reconnect && self.config.max_reconnect_attempts > 0;
         let status = self.status.clone();
-        Arc::new(move || {
-            let to = if recovers {
+        Arc::new(move |error: &Error| {
+            let to = if recovers && error.is_retryable() {
                 ConnectionStatus::Reconnecting
             } else {
                 ConnectionStatus::Error
@@ -838,11 +838,12 @@ impl Supervisor {
         };
         tracing::warn!(connection = %self.shared.name, %error, "link lost");
         self.shared.record_error(&error);
+        let retry = error.is_retryable();
         self.retire(session, error);
         self.next_probe = None;
         self.probe = None;
         lock(&self.shared.state).reconnect_attempts = 0;
-        self.backoff_or_give_up(true);
+        self.backoff_or_give_up(retry);
     }
 
     fn on_unhealthy(&mut self, client: &Client, failures: u32) {

@@ -155,7 +155,7 @@ pub(crate) struct EngineConfig {
 }
 
 /// See [`EngineConfig::on_link_lost`].
-pub(crate) type LinkLostHook = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type LinkLostHook = Arc<dyn Fn(&Error) + Send + Sync>;
 
 struct ClientInner {
     name: Arc<str>,
@@ -206,7 +206,7 @@ impl ClientInner {
         };
         if newly_lost {
             if let Some(hook) = &self.on_link_lost {
-                hook();
+                hook(&error);
             }
         }
         for slot in drained {

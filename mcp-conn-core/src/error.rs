@@ -125,9 +125,18 @@ impl Error {
     /// violations, refused capabilities and a closed connection are not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::NotConnected { .. } | Error::Timeout { .. } | Error::ConnectionLost { .. } => {
-                true
-            }
+            Error::NotConnected { .. } | Error::Timeout { .. } => true,
+            // A link lost to a refusal (401, 403, a missing program) will be
+            // refused again; anything else may heal on a new link.
+            Error::ConnectionLost { reason, .. } => !matches!(
+                reason,
+                TransportError::Unauthorized { .. }
+                    | TransportError::NotFound { .. }
+                    | TransportError::Http {
+                        status: 400..=407 | 409..=428 | 430..=499,
+                        ..
+                    }
+            ),
             Error::Connect { source, .. } => source.is_retryable(),
             Error::Rpc { error, .. } => {
                 error.code == crate::jsonrpc::codes::URL_ELICITATION_REQUIRED
@@ -169,6 +178,13 @@ mod tests {
         };
         assert_eq!(lost.connection(), "fs");
         assert!(lost.is_retryable());
+        let refused = Error::ConnectionLost {
+            connection: c.clone(),
+            reason: TransportError::Unauthorized {
+                www_authenticate: None,
+            },
+        };
+        assert!(!refused.is_retryable(), "a 401 will be refused again");
         assert_eq!(
             lost.to_string(),
             "connection `fs` lost: server exited with status 1: boom"

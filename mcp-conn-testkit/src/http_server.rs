@@ -77,6 +77,11 @@ pub struct Behavior {
     pub status_all: Option<u16>,
     /// The status POSTed notifications and responses get.
     pub notification_status: u16,
+    /// Requests without `Authorization: Bearer <this>` get 401.
+    pub require_token: Option<String>,
+    /// `tools/call` without `Authorization: Bearer <this>` gets 403
+    /// `insufficient_scope` (scope `tools:call`).
+    pub scoped_token: Option<String>,
 }
 
 impl Default for Behavior {
@@ -90,6 +95,8 @@ impl Default for Behavior {
             protocol_version: None,
             status_all: None,
             notification_status: 202,
+            require_token: None,
+            scoped_token: None,
         }
     }
 }
@@ -369,6 +376,32 @@ async fn post(
             }
         }
         return full(202, None, "");
+    }
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Some(token) = &behavior.require_token {
+        if auth != format!("Bearer {token}") {
+            let mut r = full(401, None, "unauthorized");
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(r#"Bearer error="invalid_token", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource""#),
+            );
+            return r;
+        }
+    }
+    if let Some(token) = &behavior.scoped_token {
+        if method == "tools/call" && auth != format!("Bearer {token}") {
+            let mut r = full(403, None, "forbidden");
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(
+                    r#"Bearer error="insufficient_scope", scope="tools:call""#,
+                ),
+            );
+            return r;
+        }
     }
     let mut fault = if id.is_some() {
         lock(&st.faults).pop_front()

@@ -667,3 +667,149 @@ async fn requests_reuse_one_kept_alive_connection() {
     assert_eq!(srv.connections(), before, "20 calls opened new connections");
     assert!(before <= 3, "{before} connections");
 }
+
+/// A token provider that hands out a script of tokens and records what it was asked.
+struct Tokens {
+    first: &'static str,
+    refreshed: Vec<&'static str>,
+    asked: Arc<std::sync::Mutex<Vec<mcp_transport_http::AuthChallenge>>>,
+}
+
+#[async_trait]
+impl mcp_transport_http::TokenProvider for Tokens {
+    async fn token(&self) -> Option<String> {
+        Some(self.first.to_owned())
+    }
+    async fn refresh(&self, challenge: &mcp_transport_http::AuthChallenge) -> Option<String> {
+        let mut asked = self
+            .asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        asked.push(challenge.clone());
+        self.refreshed.get(asked.len() - 1).map(|t| (*t).to_owned())
+    }
+}
+
+fn with_tokens(
+    url: &str,
+    first: &'static str,
+    refreshed: Vec<&'static str>,
+) -> (
+    Connection,
+    Arc<std::sync::Mutex<Vec<mcp_transport_http::AuthChallenge>>>,
+) {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let transport = HttpTransport::new(url)
+        .expect("url")
+        .token_provider(Tokens {
+            first,
+            refreshed,
+            asked: asked.clone(),
+        });
+    (
+        Connection::with_config("web", transport, common::config()),
+        asked,
+    )
+}
+
+#[tokio::test]
+async fn item_59_a_401_asks_the_provider_once_then_gives_up() {
+    let srv = server(Behavior {
+        require_token: Some("fresh".into()),
+        ..Default::default()
+    })
+    .await;
+    let (conn, asked) = with_tokens(&srv.url(), "expired", vec!["fresh"]);
+    within("connect", conn.connect())
+        .await
+        .expect("connects after one refresh");
+    assert_eq!(echo(&conn, "ok").await, "ok");
+    let challenges = asked.lock().expect("lock").clone();
+    assert_eq!(challenges.len(), 1);
+    assert_eq!(challenges[0].status, 401);
+    assert_eq!(challenges[0].error.as_deref(), Some("invalid_token"));
+    assert!(challenges[0]
+        .resource_metadata
+        .as_deref()
+        .is_some_and(|u| u.ends_with("oauth-protected-resource")));
+
+    // A refreshed token that is refused too: Unauthorized, no loop.
+    let (conn, asked) = with_tokens(&srv.url(), "expired", vec!["also-bad", "never-asked"]);
+    let err = within("connect", conn.connect())
+        .await
+        .expect_err("needs auth");
+    assert!(
+        matches!(
+            &err,
+            Error::ConnectionLost {
+                reason: TransportError::Unauthorized { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_retryable(), "a refused token is not retried");
+    assert_eq!(asked.lock().expect("lock").len(), 1, "asked once");
+    common::wait_status(&conn, ConnectionStatus::Error).await;
+}
+
+#[tokio::test]
+async fn item_60_insufficient_scope_steps_up_with_a_retry_limit() {
+    let srv = server(Behavior {
+        scoped_token: Some("wide".into()),
+        ..Default::default()
+    })
+    .await;
+    let (conn, asked) = with_tokens(&srv.url(), "narrow", vec!["wide"]);
+    within("connect", conn.connect()).await.expect("connects");
+    assert_eq!(echo(&conn, "scoped").await, "scoped");
+    let challenges = asked.lock().expect("lock").clone();
+    assert_eq!(challenges.len(), 1);
+    assert_eq!(
+        (challenges[0].status, challenges[0].scope.as_deref()),
+        (403, Some("tools:call"))
+    );
+
+    // The provider never gets the scope: two step-ups, then the 403 stands.
+    let (conn, asked) = with_tokens(&srv.url(), "narrow", vec!["narrow2", "narrow3", "narrow4"]);
+    let client = within("connect", conn.connect()).await.expect("connects");
+    let err = within("call", client.call_tool("echo", json!({"text": "x"})))
+        .await
+        .expect_err("forbidden");
+    assert!(
+        matches!(
+            &err,
+            Error::ConnectionLost {
+                reason: TransportError::Http { status: 403, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(asked.lock().expect("lock").len(), 2, "the retry limit");
+}
+
+#[tokio::test]
+async fn a_5xx_is_retryable_and_the_connection_reconnects() {
+    let srv = server(Behavior::default()).await;
+    let conn = connection(&srv.url());
+    let client = within("connect", conn.connect()).await.expect("connects");
+    srv.push_fault(Fault::Status(503));
+    let err = within("call", client.call_tool("echo", json!({"text": "x"})))
+        .await
+        .expect_err("503");
+    assert!(
+        matches!(
+            &err,
+            Error::ConnectionLost {
+                reason: TransportError::Http { status: 503, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    common::eventually("a reconnect", || conn.info().connection_count >= 2).await;
+    common::wait_status(&conn, ConnectionStatus::Connected).await;
+    assert_eq!(echo(&conn, "back").await, "back");
+}

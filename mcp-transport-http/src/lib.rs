@@ -15,6 +15,9 @@
 //!   `Last-Event-ID`, after the server's `retry` delay.
 //! - The optional GET stream carries server-initiated messages (405 turns it
 //!   off). Closing sends DELETE with the session id.
+//! - Tokens come from a fixed [`HttpTransport::bearer_token`] or a
+//!   [`TokenProvider`], which is asked once for a new token on 401 and for a
+//!   wider one on 403 `insufficient_scope` (at most twice per request).
 //! - 401 is a typed [`TransportError::Unauthorized`](mcp_conn_core::TransportError::Unauthorized)
 //!   carrying `WWW-Authenticate`, and is not retried; 5xx and refused
 //!   connections are retryable errors that make a `Connection` reconnect.
@@ -24,7 +27,9 @@
 //! - Tokens, header values and session ids never appear in `Debug` or logs.
 #![deny(missing_docs)]
 
+mod auth;
 mod sse;
 mod transport;
 
+pub use auth::{AuthChallenge, TokenProvider};
 pub use transport::{ConfigError, HttpMode, HttpTransport, SESSION_HEADER, VERSION_HEADER};

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
+use crate::auth::{AuthChallenge, TokenProvider};
 use crate::sse::SseParser;
 
 /// The session header (`Mcp-Session-Id`; header names are case-insensitive).
@@ -38,6 +39,8 @@ const SSE: &str = "text/event-stream";
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// How many times one request's stream may be resumed.
 const MAX_RESUMES: u32 = 5;
+/// Step-ups (403 `insufficient_scope`) tried for one message (item 60).
+const MAX_STEP_UPS: u32 = 2;
 
 /// Why an [`HttpTransport`] could not be configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +105,7 @@ pub struct HttpTransport {
     idle_stream_timeout: Duration,
     max_message_size: usize,
     max_in_flight: usize,
+    token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl fmt::Debug for HttpTransport {
@@ -112,6 +116,7 @@ impl fmt::Debug for HttpTransport {
             .field("url", &self.url.as_str())
             .field("headers", &names)
             .field("mode", &self.mode)
+            .field("token_provider", &self.token_provider.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +146,7 @@ impl HttpTransport {
             idle_stream_timeout: Duration::from_secs(300),
             max_message_size: 16 * 1024 * 1024,
             max_in_flight: 256,
+            token_provider: None,
         })
     }
 
@@ -169,6 +175,15 @@ impl HttpTransport {
         value.set_sensitive(true);
         self.headers.insert(AUTHORIZATION, value);
         Ok(self)
+    }
+
+    /// Gets bearer tokens from `provider` (instead of a fixed
+    /// [`HttpTransport::bearer_token`]), and asks it for a new one when the
+    /// server answers 401, or 403 `insufficient_scope`.
+    #[must_use]
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.token_provider = Some(Arc::new(provider));
+        self
     }
 
     /// Chooses the transport (default: Streamable HTTP with fallback).
@@ -229,7 +244,13 @@ impl Transport for HttpTransport {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
         let (tx, rx) = mpsc::channel(1024);
+        let token = match &self.token_provider {
+            Some(p) => p.token().await.and_then(|t| bearer(&t)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            token_provider: self.token_provider.clone(),
+            token: Mutex::new(token),
             client,
             base: self.url.clone(),
             endpoint: Mutex::new(self.url.clone()),
@@ -274,6 +295,9 @@ enum Item {
 }
 
 struct Shared {
+    token_provider: Option<Arc<dyn TokenProvider>>,
+    /// The provider's current token, as a header value.
+    token: Mutex<Option<HeaderValue>>,
     client: HttpClient,
     /// The URL the user gave.
     base: Url,
@@ -299,6 +323,12 @@ struct Shared {
     permits: Arc<Semaphore>,
     idle_stream_timeout: Duration,
     max_message_size: usize,
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -346,6 +376,9 @@ impl Shared {
         let mut req = Request::builder().method(method).uri(url.as_str());
         if let Some(headers) = req.headers_mut() {
             headers.extend(self.headers.clone());
+            if let Some(token) = lock(&self.token).clone() {
+                headers.insert(AUTHORIZATION, token);
+            }
             headers.insert(
                 ACCEPT,
                 HeaderValue::from_static(if accept == SSE { SSE } else { ACCEPT_BOTH }),
@@ -395,6 +428,7 @@ impl Shared {
         }
         let body = msg.to_vec();
         let mut retried = false;
+        let (mut refreshed, mut step_ups) = (false, 0);
         loop {
             let sent_session = self.session();
             let endpoint = lock(&self.endpoint).clone();
@@ -402,6 +436,42 @@ impl Shared {
                 .send(self.build(Method::POST, &endpoint, "", Some(body.clone()), !is_init))
                 .await?;
             let status = resp.status();
+            if let Some(provider) = &self.token_provider {
+                let www = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let challenge = AuthChallenge::parse(status.as_u16(), &www);
+                let step_up = status == StatusCode::FORBIDDEN
+                    && challenge.error.as_deref() == Some("insufficient_scope");
+                // Item 59: ask once on 401; item 60: step up, at most twice.
+                if (status == StatusCode::UNAUTHORIZED && !refreshed)
+                    || (step_up && step_ups < MAX_STEP_UPS)
+                {
+                    if status == StatusCode::UNAUTHORIZED {
+                        refreshed = true;
+                    } else {
+                        step_ups += 1;
+                    }
+                    let _ = self.read_body(resp.into_body()).await;
+                    if let Some(token) = provider.refresh(&challenge).await.and_then(|t| bearer(&t))
+                    {
+                        *lock(&self.token) = Some(token);
+                        continue;
+                    }
+                    return Err(match status {
+                        StatusCode::UNAUTHORIZED => TransportError::Unauthorized {
+                            www_authenticate: Some(www),
+                        },
+                        _ => TransportError::Http {
+                            status: 403,
+                            body: www,
+                        },
+                    });
+                }
+            }
             let legacy = self.legacy.load(Ordering::SeqCst);
             if status == StatusCode::NOT_FOUND
                 && sent_session.is_some()
