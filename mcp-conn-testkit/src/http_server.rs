@@ -77,6 +77,8 @@ pub struct Behavior {
     pub status_all: Option<u16>,
     /// The status POSTed notifications and responses get.
     pub notification_status: u16,
+    /// Never answer POSTed notifications.
+    pub stall_notifications: bool,
     /// Requests without `Authorization: Bearer <this>` get 401.
     pub require_token: Option<String>,
     /// `tools/call` without `Authorization: Bearer <this>` gets 403
@@ -97,6 +99,7 @@ impl Default for Behavior {
             notification_status: 202,
             require_token: None,
             scoped_token: None,
+            stall_notifications: false,
         }
     }
 }
@@ -419,6 +422,9 @@ async fn post(
         return full(if has { 404 } else { 400 }, None, "unknown session");
     }
     let Some(id) = id else {
+        if behavior.stall_notifications {
+            std::future::pending::<()>().await;
+        }
         return full(behavior.notification_status, None, "");
     };
     match &fault {

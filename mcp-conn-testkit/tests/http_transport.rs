@@ -813,3 +813,31 @@ async fn a_5xx_is_retryable_and_the_connection_reconnects() {
     common::wait_status(&conn, ConnectionStatus::Connected).await;
     assert_eq!(echo(&conn, "back").await, "back");
 }
+
+#[tokio::test]
+async fn a_server_that_never_acknowledges_a_notification_times_out() {
+    let srv = server(Behavior {
+        stall_notifications: true,
+        ..Default::default()
+    })
+    .await;
+    let transport = HttpTransport::new(&srv.url())
+        .expect("url")
+        .response_timeout(Duration::from_millis(300));
+    let conn = Connection::with_config(
+        "web",
+        transport,
+        ConnectionConfig {
+            auto_reconnect: false,
+            ..common::config()
+        },
+    );
+    // initialize works; `notifications/initialized` is never acknowledged.
+    let _ = within("connect", conn.connect()).await;
+    common::wait_status(&conn, ConnectionStatus::Error).await;
+    let last = conn.info().last_error.unwrap_or_default();
+    assert!(
+        last.contains("timed out") && last.contains("notifications/initialized"),
+        "{last}"
+    );
+}

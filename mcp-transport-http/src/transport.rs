@@ -103,6 +103,7 @@ pub struct HttpTransport {
     mode: HttpMode,
     connect_timeout: Duration,
     idle_stream_timeout: Duration,
+    response_timeout: Duration,
     max_message_size: usize,
     max_in_flight: usize,
     token_provider: Option<Arc<dyn TokenProvider>>,
@@ -144,6 +145,7 @@ impl HttpTransport {
             mode: HttpMode::Auto,
             connect_timeout: Duration::from_secs(10),
             idle_stream_timeout: Duration::from_secs(300),
+            response_timeout: Duration::from_secs(60),
             max_message_size: 16 * 1024 * 1024,
             max_in_flight: 256,
             token_provider: None,
@@ -208,6 +210,15 @@ impl HttpTransport {
         self
     }
 
+    /// How long the server may take to answer a POSTed notification or
+    /// response (202). Requests are bounded by their own timeouts instead.
+    /// Default 60 s.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
     /// The largest JSON body or SSE event accepted. Default 16 MiB.
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
@@ -268,6 +279,7 @@ impl Transport for HttpTransport {
             tasks: TaskTracker::new(),
             permits: Arc::new(Semaphore::new(self.max_in_flight)),
             idle_stream_timeout: self.idle_stream_timeout,
+            response_timeout: self.response_timeout,
             max_message_size: self.max_message_size,
         });
         if self.mode == HttpMode::LegacySse {
@@ -322,6 +334,7 @@ struct Shared {
     tasks: TaskTracker,
     permits: Arc<Semaphore>,
     idle_stream_timeout: Duration,
+    response_timeout: Duration,
     max_message_size: usize,
 }
 
@@ -432,9 +445,20 @@ impl Shared {
         loop {
             let sent_session = self.session();
             let endpoint = lock(&self.endpoint).clone();
-            let resp = self
-                .send(self.build(Method::POST, &endpoint, "", Some(body.clone()), !is_init))
-                .await?;
+            let post =
+                self.send(self.build(Method::POST, &endpoint, "", Some(body.clone()), !is_init));
+            let resp = if is_request {
+                // Bounded by the request's own timeout: the engine cancels
+                // it, which drops this exchange.
+                post.await?
+            } else {
+                tokio::time::timeout(self.response_timeout, post)
+                    .await
+                    .map_err(|_| TransportError::Timeout {
+                        what: format!("the server's answer to a POSTed `{method}`"),
+                        after: self.response_timeout,
+                    })??
+            };
             let status = resp.status();
             if let Some(provider) = &self.token_provider {
                 let www = resp
