@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::handler::ClientHandlers;
 use crate::protocol::Implementation;
+use crate::status::ConnectionStatus;
 
 /// How a health check probes the server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,7 +31,7 @@ pub enum HealthProbe {
 ///     ..Default::default()
 /// };
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectionConfig {
     /// Reconnect by itself when the link dies or health checks fail. Default `true`.
     pub auto_reconnect: bool,
@@ -66,7 +69,14 @@ pub struct ConnectionConfig {
     pub client_info: Implementation,
     /// Handlers for server requests (roots, sampling, elicitation). Default: none.
     pub handlers: ClientHandlers,
+    /// Called on every status change, in order, with the connection's name,
+    /// the old and the new status. It runs while the status is being
+    /// updated: keep it short and never block. Default: none.
+    pub status_listener: Option<StatusListener>,
 }
+
+/// See [`ConnectionConfig::status_listener`].
+pub type StatusListener = Arc<dyn Fn(&str, ConnectionStatus, ConnectionStatus) + Send + Sync>;
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
@@ -88,6 +98,38 @@ impl Default for ConnectionConfig {
             max_concurrent_server_requests: 32,
             client_info: Implementation::default(),
             handlers: ClientHandlers::default(),
+            status_listener: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionConfig")
+            .field("auto_reconnect", &self.auto_reconnect)
+            .field("max_reconnect_attempts", &self.max_reconnect_attempts)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .field("max_reconnect_delay", &self.max_reconnect_delay)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("health_check_timeout", &self.health_check_timeout)
+            .field("health_probe", &self.health_probe)
+            .field(
+                "max_consecutive_health_failures",
+                &self.max_consecutive_health_failures,
+            )
+            .field("reconnect_jitter", &self.reconnect_jitter)
+            .field("jitter_seed", &self.jitter_seed)
+            .field("close_grace", &self.close_grace)
+            .field("queue_capacity", &self.queue_capacity)
+            .field(
+                "max_concurrent_server_requests",
+                &self.max_concurrent_server_requests,
+            )
+            .field("client_info", &self.client_info)
+            .field("handlers", &self.handlers)
+            .field("status_listener", &self.status_listener.is_some())
+            .finish()
     }
 }

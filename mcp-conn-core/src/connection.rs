@@ -396,6 +396,9 @@ impl Shared {
                 tracing::warn!(connection = %self.name, from = %current, %to, "unexpected status change");
             }
             tracing::debug!(connection = %self.name, from = %current, %to, "status");
+            if let Some(listener) = &self.config.status_listener {
+                listener(&self.name, *current, to);
+            }
             *current = to;
             true
         });
@@ -427,6 +430,8 @@ impl Shared {
     fn link_lost_hook(&self) -> crate::engine::LinkLostHook {
         let recovers = self.config.auto_reconnect && self.config.max_reconnect_attempts > 0;
         let status = self.status.clone();
+        let listener = self.config.status_listener.clone();
+        let name = self.name.clone();
         Arc::new(move |error: &Error| {
             let to = if recovers && error.is_retryable() {
                 ConnectionStatus::Reconnecting
@@ -436,6 +441,9 @@ impl Shared {
             status.send_if_modified(|s| {
                 let change = *s == ConnectionStatus::Connected;
                 if change {
+                    if let Some(listener) = &listener {
+                        listener(&name, *s, to);
+                    }
                     *s = to;
                 }
                 change

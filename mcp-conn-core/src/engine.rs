@@ -1013,6 +1013,13 @@ impl Reader {
     fn on_notification(&mut self, n: Notification) {
         match n.method.as_str() {
             "notifications/progress" => self.on_progress(n.params.as_ref()),
+            "notifications/tools/list_changed" => {
+                Counters::bump(&self.inner.counters.tools_list_changed);
+                let _ = self
+                    .inner
+                    .notifications
+                    .send(ServerNotification::from_notification(n));
+            }
             "notifications/cancelled" => {
                 // Checklist item 26: abort that handler; it sends no response.
                 let id = n

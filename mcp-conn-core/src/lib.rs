@@ -49,7 +49,7 @@ pub mod testing;
 mod transport;
 
 pub use backoff::Backoff;
-pub use config::{ConnectionConfig, HealthProbe};
+pub use config::{ConnectionConfig, HealthProbe, StatusListener};
 pub use connection::Connection;
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};
 pub use error::Error;

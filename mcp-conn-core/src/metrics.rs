@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) invalid_messages: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) health_checks_failed: AtomicU64,
+    pub(crate) tools_list_changed: AtomicU64,
 }
 
 impl Counters {
@@ -31,6 +32,7 @@ impl Counters {
             invalid_messages: get(&self.invalid_messages),
             reconnects: get(&self.reconnects),
             health_checks_failed: get(&self.health_checks_failed),
+            tools_list_changed: get(&self.tools_list_changed),
         }
     }
 }
@@ -55,4 +57,7 @@ pub struct RequestMetrics {
     pub reconnects: u64,
     /// Health checks that failed.
     pub health_checks_failed: u64,
+    /// `notifications/tools/list_changed` received (a cache of the tool
+    /// list is stale when this moved).
+    pub tools_list_changed: u64,
 }
