@@ -1,1 +1,108 @@
-//! placeholder
+//! # mcp-conn-pool
+//!
+//! A keyed pool of named MCP connections behind one shared health monitor,
+//! built in code or from the `mcpServers` JSON that desktop MCP hosts use.
+//!
+//! - [`ConnectionPool`]: insert, remove, get, `client(name)` (connects on
+//!   first use), `connect_all()` (concurrent, bounded), `shutdown()`.
+//! - One monitor task for the whole pool: a `DelayQueue` of next-probe times
+//!   with jitter, probes bounded, holding only a `Weak` to the pool. Pooled
+//!   connections have no monitor tasks of their own.
+//! - [`PoolEvent`]s: status changes (in order), probe results, added, removed.
+//! - A tool catalog under qualified names (`server__tool`), cached per server
+//!   and refreshed after `tools/list_changed` or a reconnect.
+//!
+//! Features `stdio` and `http` (both on by default) let a config name
+//! servers of either kind; without `http` no HTTP stack is compiled.
+#![deny(missing_docs)]
+
+mod catalog;
+pub mod config;
+mod error;
+mod monitor;
+mod pool;
+
+use std::path::Path;
+
+pub use catalog::{Collision, QualifiedTool, ToolCatalog};
+pub use config::{parse_config, ServerConfig, ServerTransport};
+pub use error::{ConfigError, Error};
+pub use pool::{ConnectionPool, PoolConfig, PoolEvent, PoolHealth};
+
+impl ConnectionPool {
+    /// A pool of the enabled servers of an `mcpServers` document, with the
+    /// default [`PoolConfig`]. `${VAR}` is read from this process's
+    /// environment. Nothing is started until the servers are used.
+    pub fn from_config_str(json: &str) -> Result<Self, Error> {
+        Self::from_config_str_with(json, PoolConfig::default())
+    }
+
+    /// [`ConnectionPool::from_config_str`] with pool settings.
+    pub fn from_config_str_with(json: &str, config: PoolConfig) -> Result<Self, Error> {
+        let servers = parse_config(json, &config.default_connection, |v| std::env::var(v).ok())?;
+        let pool = ConnectionPool::with_config(config);
+        for server in servers.into_iter().filter(|s| !s.disabled) {
+            add_server(&pool, server)?;
+        }
+        Ok(pool)
+    }
+
+    /// Reads the `mcpServers` document at `path`.
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::from_config_str(&text)
+    }
+}
+
+fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> {
+    let path = format!("servers.{}", server.name);
+    match server.transport {
+        #[cfg(feature = "stdio")]
+        ServerTransport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
+            let mut t = mcp_transport_stdio::StdioTransport::new(command, args)
+                .envs(env)
+                .name(server.name.clone());
+            if let Some(cwd) = cwd {
+                t = t.cwd(cwd);
+            }
+            pool.insert_with_config(server.name, t, server.connection)?;
+            Ok(())
+        }
+        #[cfg(feature = "http")]
+        ServerTransport::Http {
+            url,
+            headers,
+            legacy_sse,
+        } => {
+            let mut t = mcp_transport_http::HttpTransport::new(&url)
+                .map_err(|e| ConfigError::new(format!("{path}.url"), e.to_string()))?;
+            for (k, v) in &headers {
+                t = t
+                    .header(k, v)
+                    .map_err(|e| ConfigError::new(format!("{path}.headers.{k}"), e.to_string()))?;
+            }
+            if legacy_sse {
+                t = t.mode(mcp_transport_http::HttpMode::LegacySse);
+            }
+            pool.insert_with_config(server.name, t, server.connection)?;
+            Ok(())
+        }
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = pool;
+            Err(ConfigError::new(
+                path,
+                "this kind of server is not compiled in (cargo features `stdio`, `http`)",
+            )
+            .into())
+        }
+    }
+}
