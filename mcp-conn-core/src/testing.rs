@@ -366,6 +366,9 @@ pub struct FakeServer {
     pub ping: PingMode,
     /// Tools per `tools/list` page (0 = all on one page).
     pub page_size: usize,
+    /// Tools to list instead of `echo` and `add` (calls still answer only
+    /// those two).
+    pub tools: Option<Vec<Value>>,
 }
 
 impl Default for FakeServer {
@@ -381,6 +384,7 @@ impl Default for FakeServer {
             }),
             ping: PingMode::Answer,
             page_size: 0,
+            tools: None,
         }
     }
 }
@@ -410,7 +414,7 @@ impl FakeServer {
                 PingMode::Ignore => return None,
             },
             "tools/list" => {
-                let tools = Self::tools();
+                let tools = self.tools.clone().unwrap_or_else(Self::tools);
                 let size = if self.page_size == 0 {
                     tools.len()
                 } else {
