@@ -1,0 +1,231 @@
+//! The mcpServers config: what it reads, and an error naming the server and
+//! the field for everything it refuses.
+
+use std::time::Duration;
+
+use mcp_conn_core::ConnectionConfig;
+use mcp_conn_pool::{parse_config, ConnectionPool, Error, ServerTransport};
+
+fn env(var: &str) -> Option<String> {
+    match var {
+        "HOME" => Some("/home/ada".into()),
+        "TOKEN" => Some("s3cret".into()),
+        _ => None,
+    }
+}
+
+fn parse(json: &str) -> Result<Vec<mcp_conn_pool::ServerConfig>, String> {
+    parse_config(json, &ConnectionConfig::default(), env).map_err(|e| e.to_string())
+}
+
+#[test]
+fn reads_every_kind_of_server() {
+    let servers = parse(
+        r#"{"mcpServers": {
+            "fs":  {"command": "npx", "args": ["-y", "server-fs", "${HOME}/docs"], "env": {"API_TOKEN": "${env:TOKEN}"}, "cwd": "${HOME}"},
+            "web": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}},
+            "streamy": {"type": "streamable-http", "url": "http://127.0.0.1:1/mcp"},
+            "old": {"transport": "sse", "url": "http://127.0.0.1:1/sse"},
+            "off": {"command": "x", "disabled": true, "alwaysAllow": ["ignored"]},
+            "tuned": {"command": "y", "connection": {"request_timeout": 300, "max_reconnect_attempts": 9, "auto_reconnect": false, "health_check_interval": 2.5}}
+        }}"#,
+    )
+    .expect("parses");
+    let by = |n: &str| servers.iter().find(|s| s.name == n).expect(n);
+    assert_eq!(
+        by("fs").transport,
+        ServerTransport::Stdio {
+            command: "npx".into(),
+            args: vec!["-y".into(), "server-fs".into(), "/home/ada/docs".into()],
+            env: vec![("API_TOKEN".into(), "s3cret".into())],
+            cwd: Some("/home/ada".into()),
+        }
+    );
+    assert!(
+        !format!("{:?}", by("fs").transport).contains("s3cret"),
+        "env values stay out of Debug"
+    );
+    assert!(
+        matches!(&by("web").transport, ServerTransport::Http { headers, legacy_sse: false, .. } if headers[0].1 == "Bearer s3cret")
+    );
+    assert!(matches!(
+        &by("streamy").transport,
+        ServerTransport::Http {
+            legacy_sse: false,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &by("old").transport,
+        ServerTransport::Http {
+            legacy_sse: true,
+            ..
+        }
+    ));
+    assert!(by("off").disabled);
+    let tuned = &by("tuned").connection;
+    assert_eq!(tuned.request_timeout, Duration::from_secs(300));
+    assert_eq!(tuned.max_reconnect_attempts, 9);
+    assert!(!tuned.auto_reconnect);
+    assert_eq!(tuned.health_check_interval, Duration::from_millis(2500));
+    assert_eq!(
+        by("fs").connection.request_timeout,
+        ConnectionConfig::default().request_timeout
+    );
+    // The "servers" key (VS Code's) works too.
+    assert_eq!(
+        parse(r#"{"servers": {"a": {"command": "a"}}}"#)
+            .expect("parses")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn every_error_names_the_server_and_the_field() {
+    let cases = [
+        ("{", "config: not valid JSON"),
+        ("[]", "config: expected an object"),
+        ("{}", "config: no \"mcpServers\" object"),
+        (
+            r#"{"mcpServers": []}"#,
+            "servers: expected an object of servers",
+        ),
+        (
+            r#"{"mcpServers": {"fs": 3}}"#,
+            "servers.fs: expected an object",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {}}}"#,
+            "servers.fs: needs \"command\" (stdio) or \"url\" (HTTP)",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "url": "b"}}}"#,
+            "servers.fs: has both \"command\" and \"url\"",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": 7}}}"#,
+            "servers.fs.command: expected a string",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "args": ["x", "y", 3]}}}"#,
+            "servers.fs.args[2]: expected a string",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "args": "x"}}}"#,
+            "servers.fs.args: expected an array of strings",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "env": {"K": 1}}}}"#,
+            "servers.fs.env.K: expected a string",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "env": []}}}"#,
+            "servers.fs.env: expected an object of strings",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "cwd": false}}}"#,
+            "servers.fs.cwd: expected a string",
+        ),
+        (
+            r#"{"mcpServers": {"w": {"url": "u", "headers": {"X": null, "Y": 2}}}}"#,
+            "servers.w.headers.X: expected a string",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "type": "pigeon"}}}"#,
+            "servers.fs.type: unknown transport \"pigeon\"",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "transport": 1}}}"#,
+            "servers.fs.transport: expected a string",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"type": "stdio", "url": "u"}}}"#,
+            "servers.fs.url: a stdio server takes \"command\"",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"type": "http", "command": "c"}}}"#,
+            "servers.fs.command: an HTTP server takes \"url\"",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "disabled": "yes"}}}"#,
+            "servers.fs.disabled: expected true or false",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "${NOPE}"}}}"#,
+            "servers.fs.command: environment variable NOPE is not set",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "args": ["${env:GONE}"]}}}"#,
+            "servers.fs.args[0]: environment variable GONE is not set",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a${HOME"}}}"#,
+            "servers.fs.command: unterminated",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a${}"}}}"#,
+            "servers.fs.command: empty variable name",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "connection": 1}}}"#,
+            "servers.fs.connection: expected an object",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "connection": {"request_timeout": "60"}}}}"#,
+            "servers.fs.connection.request_timeout: expected a number of seconds",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "connection": {"request_timeout": -1}}}}"#,
+            "servers.fs.connection.request_timeout: expected a number of seconds",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "connection": {"max_reconnect_attempts": 1.5}}}}"#,
+            "servers.fs.connection.max_reconnect_attempts: expected a whole number",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "connection": {"auto_reconnect": 1}}}}"#,
+            "servers.fs.connection.auto_reconnect: expected true or false",
+        ),
+        (
+            r#"{"mcpServers": {"fs": {"command": "a", "connection": {"retries": 3}}}}"#,
+            "servers.fs.connection.retries: unknown setting",
+        ),
+        (
+            r#"{"mcpServers": {"": {"command": "a"}}}"#,
+            "servers.: a server needs a name",
+        ),
+    ];
+    for (json, want) in cases {
+        let got = parse(json).expect_err(json);
+        assert!(
+            got.starts_with(want),
+            "{json}\n  got:  {got}\n  want: {want}…"
+        );
+    }
+}
+
+#[test]
+fn a_pool_from_config_skips_disabled_servers_and_checks_urls() {
+    let pool = ConnectionPool::from_config_str(
+        r#"{"mcpServers": {"a": {"command": "true"}, "b": {"url": "http://127.0.0.1:9/mcp"}, "c": {"command": "x", "disabled": true}}}"#,
+    )
+    .expect("a pool");
+    assert_eq!(pool.names(), ["a", "b"]);
+    let err = ConnectionPool::from_config_str(r#"{"mcpServers": {"w": {"url": "ftp://x/y"}}}"#)
+        .expect_err("bad url");
+    assert!(
+        matches!(&err, Error::Config(c) if c.path == "servers.w.url"),
+        "{err}"
+    );
+    let err = ConnectionPool::from_config_str(
+        r#"{"mcpServers": {"w": {"url": "http://x/y", "headers": {"bad header": "v"}}}}"#,
+    )
+    .expect_err("bad header");
+    assert!(
+        matches!(&err, Error::Config(c) if c.path == "servers.w.headers.bad header"),
+        "{err}"
+    );
+    let err = ConnectionPool::from_config_file("/no/such/mcp.json").expect_err("no file");
+    assert!(err.to_string().contains("/no/such/mcp.json"), "{err}");
+}
