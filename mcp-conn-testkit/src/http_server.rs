@@ -79,6 +79,8 @@ pub struct Behavior {
     pub notification_status: u16,
     /// Never answer POSTed notifications.
     pub stall_notifications: bool,
+    /// Declare only `tools: {}` (nothing the server would send unasked).
+    pub quiet: bool,
     /// Requests without `Authorization: Bearer <this>` get 401.
     pub require_token: Option<String>,
     /// `tools/call` without `Authorization: Bearer <this>` gets 403
@@ -100,6 +102,7 @@ impl Default for Behavior {
             require_token: None,
             scoped_token: None,
             stall_notifications: false,
+            quiet: false,
         }
     }
 }
@@ -455,7 +458,8 @@ async fn post(
                 .protocol_version
                 .clone()
                 .unwrap_or_else(|| params["protocolVersion"].as_str().unwrap_or("2025-11-25").to_owned());
-            json!({"protocolVersion": version, "capabilities": {"tools": {}, "logging": {}},
+            let capabilities = if behavior.quiet { json!({"tools": {}}) } else { json!({"tools": {}, "logging": {}}) };
+            json!({"protocolVersion": version, "capabilities": capabilities,
                    "serverInfo": {"name": "test-http-server", "version": "1.0.0"}})
         }
         "ping" => json!({}),

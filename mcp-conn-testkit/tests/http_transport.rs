@@ -841,3 +841,25 @@ async fn a_server_that_never_acknowledges_a_notification_times_out() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn no_get_stream_when_nothing_can_arrive_unasked() {
+    // The server declares only `tools: {}` and the client no handlers: the
+    // optional GET stream (item 53) would carry nothing, so none is opened.
+    let srv = server(Behavior {
+        quiet: true,
+        get_stream: true,
+        ..Default::default()
+    })
+    .await;
+    let conn = connection(&srv.url());
+    within("connect", conn.connect()).await.expect("connects");
+    for i in 0..3 {
+        echo(&conn, &i.to_string()).await;
+    }
+    within("disconnect", conn.disconnect()).await;
+    assert!(
+        !srv.requests().iter().any(|r| r.method == Method::GET),
+        "no GET stream"
+    );
+}

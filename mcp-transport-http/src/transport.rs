@@ -272,6 +272,8 @@ impl Transport for HttpTransport {
             init_params: Mutex::new(None),
             legacy: AtomicBool::new(self.mode == HttpMode::LegacySse),
             get_stream_started: AtomicBool::new(false),
+            wants_get_stream: AtomicBool::new(false),
+            init_id: Mutex::new(None),
             reinit: tokio::sync::Mutex::new(()),
             in_flight: Mutex::new(HashMap::new()),
             incoming: tx,
@@ -324,6 +326,10 @@ struct Shared {
     init_params: Mutex<Option<serde_json::Value>>,
     legacy: AtomicBool,
     get_stream_started: AtomicBool,
+    /// Whether the `initialize` result calls for a GET stream.
+    wants_get_stream: AtomicBool,
+    /// The id of the `initialize` request whose result is being waited for.
+    init_id: Mutex<Option<RequestId>>,
     /// Serialises re-initialisation after a 404 (guards an operation, not data).
     reinit: tokio::sync::Mutex<()>,
     /// Requests whose HTTP exchange is open, to drop it when the engine
@@ -438,6 +444,7 @@ impl Shared {
         let is_init = method == "initialize";
         if let (true, Message::Request(r)) = (is_init, msg) {
             *lock(&self.init_params) = r.params.clone();
+            *lock(&self.init_id) = Some(r.id.clone());
         }
         let body = msg.to_vec();
         let mut retried = false;
@@ -620,16 +627,36 @@ impl Shared {
     }
 
     /// Remembers the negotiated version from the `initialize` result.
+    /// Reads the `initialize` result as it passes (only that response is
+    /// parsed): the negotiated version, and whether a GET stream is wanted.
     fn note_initialize_result(&self, msg: &Message) {
-        if let Message::Response(r) = msg {
-            if let Ok(v) = r.clone().into_value() {
-                if let Some(version) = v.get("protocolVersion").and_then(|v| v.as_str()) {
-                    if v.get("serverInfo").is_some() {
-                        *lock(&self.version) = Some(version.to_owned());
-                    }
-                }
-            }
+        let Message::Response(r) = msg else { return };
+        if r.id.is_none() || r.id != *lock(&self.init_id) {
+            return;
         }
+        let Ok(v) = r.clone().into_value() else {
+            return;
+        };
+        if let Some(version) = v.get("protocolVersion").and_then(|v| v.as_str()) {
+            *lock(&self.version) = Some(version.to_owned());
+        }
+        // The standalone GET stream is optional: open it only when the server
+        // can send something unasked (notifications it declared, or requests
+        // to capabilities the client declared).
+        let caps = &v["capabilities"];
+        let server_talks = caps.get("logging").is_some()
+            || ["tools", "prompts", "resources"]
+                .iter()
+                .any(|k| caps[k]["listChanged"] == true)
+            || caps["resources"]["subscribe"] == true;
+        let params = lock(&self.init_params).clone().unwrap_or_default();
+        let client_listens = params["capabilities"].as_object().is_some_and(|c| {
+            ["roots", "sampling", "elicitation"]
+                .iter()
+                .any(|k| c.contains_key(*k))
+        });
+        self.wants_get_stream
+            .store(server_talks || client_listens, Ordering::SeqCst);
     }
 
     async fn read_body(&self, mut body: Incoming) -> Result<Vec<u8>, TransportError> {
@@ -841,6 +868,7 @@ impl Shared {
     /// The optional GET stream for server-initiated messages (item 53).
     fn start_get_stream(self: &Arc<Self>) {
         if self.legacy.load(Ordering::SeqCst)
+            || !self.wants_get_stream.load(Ordering::SeqCst)
             || self.get_stream_started.swap(true, Ordering::SeqCst)
         {
             return;
