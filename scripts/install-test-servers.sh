@@ -5,7 +5,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVERYTHING_VERSION="2026.8.31"   # @modelcontextprotocol/server-everything, pinned
+PYTHON_MCP_VERSION="2.3.0"        # the official Python SDK (mcp on PyPI), pinned
 prefix=".cache/npm"
+
+# The Python SDK, in a venv of our own.
+if command -v python3 >/dev/null 2>&1; then
+    venv=".cache/venv"
+    if ! "$venv/bin/python" -c "import mcp, importlib.metadata as m; assert m.version('mcp') == '$PYTHON_MCP_VERSION'" 2>/dev/null; then
+        echo "install-test-servers: installing mcp==$PYTHON_MCP_VERSION into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$PYTHON_MCP_VERSION"
+    else
+        echo "install-test-servers: mcp $PYTHON_MCP_VERSION already installed"
+    fi
+else
+    echo "install-test-servers: python3 not found; the Python interop tests will be skipped"
+fi
 
 if ! command -v npm >/dev/null 2>&1; then
     echo "install-test-servers: npm not found; the interop tests will be skipped"
