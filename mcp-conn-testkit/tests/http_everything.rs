@@ -15,27 +15,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn everything() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let script =
-        root.join(".cache/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if script.exists() && node {
-        return Some(script);
-    }
-    let why = if node {
-        "server-everything is not installed (run scripts/install-test-servers.sh)"
-    } else {
-        "node is not installed"
-    };
-    assert!(
-        std::env::var_os("MCP_CONN_REQUIRE_INTEROP").is_none(),
-        "interop required, but {why}"
-    );
-    eprintln!("SKIPPED http_everything: {why}");
-    None
+    common::everything(
+        "http_everything",
+        "@modelcontextprotocol/server-everything/dist/index.js",
+    )
 }
 
 #[tokio::test]

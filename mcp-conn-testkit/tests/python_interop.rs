@@ -18,23 +18,18 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn python() -> Option<(PathBuf, PathBuf)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let venv_python = root.join("../.cache/venv/bin/python");
-    let script = root.join("python/interop_server.py");
+    let venv_python = common::workspace().join(".cache/venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/interop_server.py");
     let has_sdk = std::process::Command::new(&venv_python)
         .args(["-c", "import mcp.server.mcpserver"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if has_sdk {
-        return Some((venv_python, script));
-    }
-    let why = "the Python SDK is not installed (run scripts/install-test-servers.sh)";
-    assert!(
-        std::env::var_os("MCP_CONN_REQUIRE_INTEROP").is_none(),
-        "interop required, but {why}"
-    );
-    eprintln!("SKIPPED python_interop: {why}");
-    None
+    let found = if has_sdk {
+        Ok((venv_python, script))
+    } else {
+        Err("the Python SDK is not installed (run scripts/install-test-servers.sh)")
+    };
+    common::interop("python_interop", found)
 }
 
 fn fast_reconnects() -> ConnectionConfig {

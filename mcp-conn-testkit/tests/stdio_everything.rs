@@ -15,26 +15,7 @@ use mcp_transport_stdio::StdioTransport;
 use serde_json::json;
 
 fn everything() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = root.join(".cache/npm/node_modules/.bin/mcp-server-everything");
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if bin.exists() && node {
-        return Some(bin);
-    }
-    let why = if node {
-        "server-everything is not installed (run scripts/install-test-servers.sh)"
-    } else {
-        "node is not installed"
-    };
-    assert!(
-        std::env::var_os("MCP_CONN_REQUIRE_INTEROP").is_none(),
-        "interop required, but {why}"
-    );
-    eprintln!("SKIPPED stdio_everything: {why}");
-    None
+    common::everything("stdio_everything", ".bin/mcp-server-everything")
 }
 
 #[tokio::test]

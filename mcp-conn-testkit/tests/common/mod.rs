@@ -99,3 +99,46 @@ pub async fn assert_dead(what: &str, pid: i32) {
     })
     .await;
 }
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Whether `node` runs here.
+pub fn has_node() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// An interop test's dependency: `Some` when it is installed. Otherwise the
+/// test is skipped with the reason printed, or fails when
+/// `MCP_CONN_REQUIRE_INTEROP` is set (as in CI).
+pub fn interop<T>(test: &str, found: Result<T, &str>) -> Option<T> {
+    match found {
+        Ok(t) => Some(t),
+        Err(why) => {
+            assert!(
+                std::env::var_os("MCP_CONN_REQUIRE_INTEROP").is_none(),
+                "{test}: interop required, but {why}"
+            );
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+/// The path of an npm-installed file of server-everything, if it and node are there.
+pub fn everything(test: &str, relative: &str) -> Option<PathBuf> {
+    let path = workspace().join(".cache/npm/node_modules").join(relative);
+    let found = match (has_node(), path.exists()) {
+        (false, _) => Err("node is not installed"),
+        (true, false) => {
+            Err("server-everything is not installed (run scripts/install-test-servers.sh)")
+        }
+        (true, true) => Ok(path),
+    };
+    interop(test, found)
+}
