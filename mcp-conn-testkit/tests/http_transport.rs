@@ -238,6 +238,7 @@ async fn item_50_an_expired_session_is_renewed_and_the_request_retried_once() {
     let srv = server(Behavior::default()).await;
     let conn = connection(&srv.url());
     within("connect", conn.connect()).await.expect("connects");
+    assert_eq!(echo(&conn, "first").await, "first");
     srv.expire_sessions();
     assert_eq!(echo(&conn, "again").await, "again", "transparently retried");
     let inits = srv.requests_for("initialize");
@@ -246,15 +247,43 @@ async fn item_50_an_expired_session_is_renewed_and_the_request_retried_once() {
         inits[1].header("mcp-session-id").is_none(),
         "the fresh initialize carries no session"
     );
+    assert_eq!(
+        srv.requests_for("notifications/initialized").len(),
+        2,
+        "once per session"
+    );
     let calls = srv.requests_for("tools/call");
-    assert_eq!(calls.len(), 2, "the original and one retry");
-    assert_eq!(calls[0].header("mcp-session-id"), Some("sess-0"));
-    assert_eq!(calls[1].header("mcp-session-id"), Some("sess-1"));
+    assert_eq!(
+        calls.len(),
+        3,
+        "the first call, the refused one, and one retry"
+    );
+    assert_eq!(calls[1].header("mcp-session-id"), Some("sess-0"));
+    assert_eq!(calls[2].header("mcp-session-id"), Some("sess-1"));
     assert_eq!(
         conn.info().connection_count,
         1,
         "the Connection never saw a loss"
     );
+}
+
+#[tokio::test]
+async fn a_session_expiring_during_the_handshake_sends_initialized_once() {
+    for _ in 0..10 {
+        let srv = server(Behavior::default()).await;
+        let conn = connection(&srv.url());
+        within("connect", conn.connect()).await.expect("connects");
+        srv.expire_sessions(); // maybe before `initialized` is delivered
+        assert_eq!(echo(&conn, "x").await, "x");
+        for session in ["sess-0", "sess-1"] {
+            let n = srv
+                .requests_for("notifications/initialized")
+                .iter()
+                .filter(|r| r.header("mcp-session-id") == Some(session))
+                .count();
+            assert!(n <= 1, "{session} got initialized {n} times");
+        }
+    }
 }
 
 #[tokio::test]
@@ -862,4 +891,38 @@ async fn no_get_stream_when_nothing_can_arrive_unasked() {
         !srv.requests().iter().any(|r| r.method == Method::GET),
         "no GET stream"
     );
+}
+
+#[tokio::test]
+async fn item_15_initialized_and_the_get_stream_come_before_any_request() {
+    for _ in 0..20 {
+        let srv = server(Behavior {
+            get_stream: true,
+            ..Default::default()
+        })
+        .await;
+        let conn = connection(&srv.url());
+        let client = within("connect", conn.connect()).await.expect("connects");
+        // The very first call after connect must not overtake the handshake.
+        within("tools", client.list_tools()).await.expect("tools");
+        let order: Vec<String> = srv
+            .requests()
+            .iter()
+            .map(|r| {
+                r.rpc_method()
+                    .map_or_else(|| r.method.to_string(), str::to_owned)
+            })
+            .collect();
+        assert_eq!(
+            order[..4],
+            [
+                "initialize",
+                "notifications/initialized",
+                "GET",
+                "tools/list"
+            ],
+            "{order:?}"
+        );
+        within("disconnect", conn.disconnect()).await;
+    }
 }

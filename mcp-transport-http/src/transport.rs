@@ -39,6 +39,8 @@ const SSE: &str = "text/event-stream";
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// How many times one request's stream may be resumed.
 const MAX_RESUMES: u32 = 5;
+/// How long opening the GET stream may hold up the handshake.
+const GET_STREAM_OPEN: Duration = Duration::from_secs(5);
 /// Step-ups (403 `insufficient_scope`) tried for one message (item 60).
 const MAX_STEP_UPS: u32 = 2;
 
@@ -514,6 +516,9 @@ impl Shared {
                 // then send this message once more.
                 tracing::info!("the server ended the session (404); starting a new one");
                 self.reinitialize(sent_session).await?;
+                if method == "notifications/initialized" {
+                    return Ok(()); // the fresh session sent its own (item 15: once)
+                }
                 retried = true;
                 continue;
             }
@@ -568,7 +573,7 @@ impl Shared {
                 tracing::warn!(%status, method, "a request got no JSON or SSE reply");
             }
             if method == "notifications/initialized" {
-                self.start_get_stream();
+                self.open_get_stream().await;
             }
             return Ok(());
         }
@@ -861,31 +866,54 @@ impl Shared {
             .send(self.build(Method::POST, &endpoint, "", Some(note.to_vec()), true))
             .await?;
         let _ = self.read_body(resp.into_body()).await;
-        self.start_get_stream();
+        self.open_get_stream().await;
         Ok(())
     }
 
-    /// The optional GET stream for server-initiated messages (item 53).
-    fn start_get_stream(self: &Arc<Self>) {
+    /// Opens the optional GET stream for server-initiated messages (item
+    /// 53) and waits until the server has answered it, so that nothing the
+    /// server sends there right after the handshake is missed; then reads it
+    /// in a task.
+    async fn open_get_stream(self: &Arc<Self>) {
         if self.legacy.load(Ordering::SeqCst)
             || !self.wants_get_stream.load(Ordering::SeqCst)
             || self.get_stream_started.swap(true, Ordering::SeqCst)
         {
             return;
         }
+        let base = lock(&self.endpoint).clone();
+        let opened = tokio::time::timeout(
+            GET_STREAM_OPEN,
+            self.send(self.build(Method::GET, &base, SSE, None, true)),
+        )
+        .await;
+        let first = match opened {
+            Ok(Ok(resp)) => Some(resp),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "the GET stream could not be opened");
+                return;
+            }
+            Err(_) => None, // slow to answer: the task tries again
+        };
         let shared = self.clone();
         let cancel = self.cancel.clone();
         self.tasks.spawn(async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
-                () = shared.run_get_stream() => {}
+                () = shared.run_get_stream(first) => {}
             }
         });
     }
 
-    async fn run_get_stream(&self) {
+    async fn run_get_stream(&self, mut first: Option<hyper::Response<Incoming>>) {
         let mut cursor = StreamCursor::default();
         loop {
+            if let Some(resp) = first.take() {
+                if !self.get_stream_reply(resp, &mut cursor).await {
+                    return;
+                }
+                continue;
+            }
             let base = lock(&self.endpoint).clone();
             let mut req = self.build(Method::GET, &base, SSE, None, true);
             if let Some(last) = cursor
@@ -905,18 +933,30 @@ impl Shared {
                     return;
                 }
             };
-            let status = resp.status();
-            if status == StatusCode::METHOD_NOT_ALLOWED {
-                tracing::debug!("the server offers no GET stream (405)");
+            if !self.get_stream_reply(resp, &mut cursor).await {
                 return;
             }
-            if !status.is_success() {
-                tracing::debug!(%status, "the GET stream was refused");
-                return;
-            }
-            let _ = self.pump(resp.into_body(), &mut cursor, None).await;
-            tokio::time::sleep(cursor.retry.unwrap_or(DEFAULT_RETRY)).await;
         }
+    }
+
+    /// Reads one answer to a GET; false when the stream is off for good.
+    async fn get_stream_reply(
+        &self,
+        resp: hyper::Response<Incoming>,
+        cursor: &mut StreamCursor,
+    ) -> bool {
+        let status = resp.status();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            tracing::debug!("the server offers no GET stream (405)");
+            return false;
+        }
+        if !status.is_success() {
+            tracing::debug!(%status, "the GET stream was refused");
+            return false;
+        }
+        let _ = self.pump(resp.into_body(), cursor, None).await;
+        tokio::time::sleep(cursor.retry.unwrap_or(DEFAULT_RETRY)).await;
+        true
     }
 
     /// Opens the legacy HTTP+SSE transport: GET the URL, wait for the
@@ -1086,6 +1126,14 @@ impl LinkTx for HttpTx {
                 if let Some(token) = id.and_then(|id| lock(&self.shared.in_flight).remove(&id)) {
                     token.cancel();
                 }
+            }
+        }
+        if let Message::Notification(n) = msg {
+            if n.method == "notifications/initialized" {
+                // Checklist item 15: `initialized` reaches the server before
+                // any later request, and so does the GET stream it opens:
+                // deliver it here, holding the writer until it is done.
+                return self.shared.deliver(msg).await;
             }
         }
         let permit = self
