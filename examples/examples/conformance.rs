@@ -11,7 +11,7 @@ use mcp_conn_core::jsonrpc::JsonRpcError;
 use mcp_conn_core::protocol::{ElicitAction, ElicitRequestParams, ElicitResult, Implementation};
 use mcp_conn_core::{ClientHandlers, Connection, ConnectionConfig, ElicitationHandler};
 use mcp_transport_http::HttpTransport;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Accepts every form, filled with the defaults its schema gives (SEP-1034).
 struct AcceptDefaults;
@@ -19,21 +19,9 @@ struct AcceptDefaults;
 #[async_trait]
 impl ElicitationHandler for AcceptDefaults {
     async fn elicit(&self, params: ElicitRequestParams) -> Result<ElicitResult, JsonRpcError> {
-        let mut content = Map::new();
-        if let Some(Value::Object(props)) = params
-            .requested_schema
-            .as_ref()
-            .and_then(|s| s.get("properties"))
-        {
-            for (name, schema) in props {
-                if let Some(default) = schema.get("default") {
-                    content.insert(name.clone(), default.clone());
-                }
-            }
-        }
         Ok(ElicitResult {
             action: ElicitAction::Accept,
-            content: Some(content),
+            content: Some(params.defaults()),
         })
     }
 }

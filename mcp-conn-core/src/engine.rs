@@ -463,8 +463,10 @@ impl Client {
         }
     }
 
-    fn caps(&self) -> ServerCapabilities {
-        self.server_capabilities().cloned().unwrap_or_default()
+    fn caps(&self) -> &ServerCapabilities {
+        static NONE: OnceLock<ServerCapabilities> = OnceLock::new();
+        self.server_capabilities()
+            .unwrap_or_else(|| NONE.get_or_init(ServerCapabilities::default))
     }
 
     /// Sends `ping`. A server that answers `-32601` is alive too; that is
@@ -593,7 +595,7 @@ impl Client {
 
     /// Subscribes to updates of a resource (needs `resources.subscribe`).
     pub async fn subscribe_resource(&self, uri: &str) -> Result<(), Error> {
-        let declared = self.caps().resources.and_then(|r| r.subscribe) == Some(true);
+        let declared = self.caps().resources.as_ref().and_then(|r| r.subscribe) == Some(true);
         self.require("resources/subscribe", "resources.subscribe", declared)?;
         self.request::<Value>(
             "resources/subscribe",
@@ -606,7 +608,7 @@ impl Client {
 
     /// Ends a subscription made with [`Client::subscribe_resource`].
     pub async fn unsubscribe_resource(&self, uri: &str) -> Result<(), Error> {
-        let declared = self.caps().resources.and_then(|r| r.subscribe) == Some(true);
+        let declared = self.caps().resources.as_ref().and_then(|r| r.subscribe) == Some(true);
         self.require("resources/unsubscribe", "resources.subscribe", declared)?;
         self.request::<Value>(
             "resources/unsubscribe",

@@ -689,6 +689,37 @@ pub struct ElicitRequestParams {
     pub extra: Extra,
 }
 
+impl ElicitRequestParams {
+    /// The `default` of every field of `requestedSchema` that has one, by
+    /// field name: what a form shows pre-filled, and what a client that
+    /// accepts without asking must send (SEP-1034).
+    ///
+    /// ```
+    /// # use mcp_conn_core::protocol::ElicitRequestParams;
+    /// # use serde_json::json;
+    /// let params: ElicitRequestParams = serde_json::from_value(json!({
+    ///     "message": "Who?",
+    ///     "requestedSchema": {"type": "object", "properties": {
+    ///         "name": {"type": "string", "default": "Ada"},
+    ///         "age": {"type": "integer"}
+    ///     }}
+    /// })).unwrap();
+    /// assert_eq!(serde_json::Value::Object(params.defaults()), json!({"name": "Ada"}));
+    /// ```
+    pub fn defaults(&self) -> Map<String, Value> {
+        let properties = self
+            .requested_schema
+            .as_ref()
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object);
+        properties
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, field)| Some((name.clone(), field.get("default")?.clone())))
+            .collect()
+    }
+}
+
 /// The user's answer to an elicitation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElicitResult {

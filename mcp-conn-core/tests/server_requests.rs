@@ -43,21 +43,9 @@ impl ElicitationHandler for Forms {
             "hang" => std::future::pending().await,
             _ => {}
         }
-        let mut content = serde_json::Map::new();
-        if let Some(Value::Object(props)) = params
-            .requested_schema
-            .as_ref()
-            .and_then(|s| s.get("properties"))
-        {
-            for (k, v) in props {
-                if let Some(d) = v.get("default") {
-                    content.insert(k.clone(), d.clone());
-                }
-            }
-        }
         Ok(ElicitResult {
             action: ElicitAction::Accept,
-            content: Some(content),
+            content: Some(params.defaults()),
         })
     }
 }

@@ -393,7 +393,7 @@ impl Shared {
         accept: &str,
         body: Option<Vec<u8>>,
         with_version: bool,
-    ) -> Request<Full<Bytes>> {
+    ) -> Result<Request<Full<Bytes>>, TransportError> {
         let mut req = Request::builder().method(method).uri(url.as_str());
         if let Some(headers) = req.headers_mut() {
             headers.extend(self.headers.clone());
@@ -423,7 +423,7 @@ impl Shared {
         }
         let body = Full::new(Bytes::from(body.unwrap_or_default()));
         req.body(body)
-            .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+            .map_err(|e| TransportError::Protocol(format!("cannot build a request for {url}: {e}")))
     }
 
     async fn send(
@@ -455,7 +455,7 @@ impl Shared {
             let sent_session = self.session();
             let endpoint = lock(&self.endpoint).clone();
             let post =
-                self.send(self.build(Method::POST, &endpoint, "", Some(body.clone()), !is_init));
+                self.send(self.build(Method::POST, &endpoint, "", Some(body.clone()), !is_init)?);
             let resp = if is_request {
                 // Bounded by the request's own timeout: the engine cancels
                 // it, which drops this exchange.
@@ -718,7 +718,7 @@ impl Shared {
 
     async fn resume(&self, last_event_id: &str) -> Result<Incoming, TransportError> {
         let base = lock(&self.endpoint).clone();
-        let mut req = self.build(Method::GET, &base, SSE, None, true);
+        let mut req = self.build(Method::GET, &base, SSE, None, true)?;
         if let Ok(v) = HeaderValue::from_str(last_event_id) {
             req.headers_mut()
                 .insert(HeaderName::from_static("last-event-id"), v);
@@ -830,7 +830,7 @@ impl Shared {
         );
         let endpoint = lock(&self.endpoint).clone();
         let resp = self
-            .send(self.build(Method::POST, &endpoint, "", Some(init.to_vec()), false))
+            .send(self.build(Method::POST, &endpoint, "", Some(init.to_vec()), false)?)
             .await?;
         if !resp.status().is_success() {
             return Err(TransportError::Http {
@@ -863,7 +863,7 @@ impl Shared {
         }
         let note = Message::notification("notifications/initialized", None);
         let resp = self
-            .send(self.build(Method::POST, &endpoint, "", Some(note.to_vec()), true))
+            .send(self.build(Method::POST, &endpoint, "", Some(note.to_vec()), true)?)
             .await?;
         let _ = self.read_body(resp.into_body()).await;
         self.open_get_stream().await;
@@ -882,11 +882,14 @@ impl Shared {
             return;
         }
         let base = lock(&self.endpoint).clone();
-        let opened = tokio::time::timeout(
-            GET_STREAM_OPEN,
-            self.send(self.build(Method::GET, &base, SSE, None, true)),
-        )
-        .await;
+        let req = match self.build(Method::GET, &base, SSE, None, true) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::warn!(error = %e, "the GET stream could not be opened");
+                return;
+            }
+        };
+        let opened = tokio::time::timeout(GET_STREAM_OPEN, self.send(req)).await;
         let first = match opened {
             Ok(Ok(resp)) => Some(resp),
             Ok(Err(e)) => {
@@ -915,7 +918,13 @@ impl Shared {
                 continue;
             }
             let base = lock(&self.endpoint).clone();
-            let mut req = self.build(Method::GET, &base, SSE, None, true);
+            let mut req = match self.build(Method::GET, &base, SSE, None, true) {
+                Ok(req) => req,
+                Err(e) => {
+                    self.fatal(e).await;
+                    return;
+                }
+            };
             if let Some(last) = cursor
                 .last_event_id
                 .as_ref()
@@ -962,7 +971,7 @@ impl Shared {
     /// Opens the legacy HTTP+SSE transport: GET the URL, wait for the
     /// `endpoint` event, POST there from now on (item 56).
     async fn open_legacy(self: &Arc<Self>) -> Result<(), TransportError> {
-        let req = self.build(Method::GET, &self.base, SSE, None, false);
+        let req = self.build(Method::GET, &self.base, SSE, None, false)?;
         let resp = self.send(req).await?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
@@ -1159,7 +1168,7 @@ impl LinkTx for HttpTx {
         // Checklist item 55: end the session; 2xx, 404 and 405 are all fine.
         if shared.session().is_some() && !shared.legacy.load(Ordering::SeqCst) {
             let endpoint = lock(&shared.endpoint).clone();
-            let req = shared.build(Method::DELETE, &endpoint, "", None, true);
+            let req = shared.build(Method::DELETE, &endpoint, "", None, true)?;
             match tokio::time::timeout(grace, shared.send(req)).await {
                 Ok(Ok(resp)) => tracing::debug!(status = %resp.status(), "session deleted"),
                 Ok(Err(e)) => tracing::debug!(error = %e, "DELETE of the session failed"),
