@@ -75,6 +75,101 @@ pub struct ConnectionConfig {
     pub status_listener: Option<StatusListener>,
 }
 
+/// The longest duration a setting may have: about 31 years. Longer ones are
+/// surely a mistake (a number of seconds given as milliseconds, say), and
+/// adding them to an `Instant` could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
+
+/// A setting of a [`ConnectionConfig`] that cannot work, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{field}`: {message}")]
+pub struct ConfigError {
+    /// The field, as named in [`ConnectionConfig`].
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl ConnectionConfig {
+    /// Checks the settings. [`crate::Connection::connect`] runs this first
+    /// and fails with [`crate::Error::InvalidConfig`]; call it yourself to
+    /// hear of a mistake sooner. Refused, rather than silently clamped:
+    /// - a zero `health_check_interval` (a hot probe loop), `request_timeout`,
+    ///   `connection_timeout`, `health_check_timeout` or `reconnect_delay`;
+    /// - any duration over [`MAX_DURATION`];
+    /// - `max_reconnect_delay` below `reconnect_delay`;
+    /// - `reconnect_jitter` outside `[0, 1]` (or not a number);
+    /// - a zero `queue_capacity` or `max_concurrent_server_requests`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use mcp_conn_core::ConnectionConfig;
+    /// let bad = ConnectionConfig { request_timeout: Duration::ZERO, ..Default::default() };
+    /// assert_eq!(bad.validate().unwrap_err().field, "request_timeout");
+    /// assert!(ConnectionConfig::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("reconnect_delay", self.reconnect_delay),
+            ("health_check_interval", self.health_check_interval),
+            ("connection_timeout", self.connection_timeout),
+            ("request_timeout", self.request_timeout),
+            ("health_check_timeout", self.health_check_timeout),
+        ];
+        for (field, value) in positive {
+            if value.is_zero() {
+                return Err(ConfigError::new(field, "must be greater than zero"));
+            }
+        }
+        let bounded = positive.into_iter().chain([
+            ("max_reconnect_delay", self.max_reconnect_delay),
+            ("close_grace", self.close_grace),
+        ]);
+        for (field, value) in bounded {
+            if value > MAX_DURATION {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{value:?} is longer than the maximum of {MAX_DURATION:?}"),
+                ));
+            }
+        }
+        if self.max_reconnect_delay < self.reconnect_delay {
+            return Err(ConfigError::new(
+                "max_reconnect_delay",
+                format!(
+                    "{:?} is shorter than reconnect_delay ({:?})",
+                    self.max_reconnect_delay, self.reconnect_delay
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.reconnect_jitter) {
+            return Err(ConfigError::new(
+                "reconnect_jitter",
+                format!("{} is not between 0 and 1", self.reconnect_jitter),
+            ));
+        }
+        if self.queue_capacity == 0 {
+            return Err(ConfigError::new("queue_capacity", "must be at least 1"));
+        }
+        if self.max_concurrent_server_requests == 0 {
+            return Err(ConfigError::new(
+                "max_concurrent_server_requests",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// See [`ConnectionConfig::status_listener`].
 pub type StatusListener = Arc<dyn Fn(&str, ConnectionStatus, ConnectionStatus) + Send + Sync>;
 

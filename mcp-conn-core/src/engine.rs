@@ -6,7 +6,7 @@
 //! requests to the handlers, notifications to subscribers. When the link ends,
 //! the reader fails every pending request at once with one typed error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -29,10 +29,20 @@ use crate::jsonrpc::{
 use crate::metrics::Counters;
 use crate::notification::ServerNotification;
 use crate::protocol::*;
-use crate::transport::{Link, LinkRx, LinkTx, TransportError};
+use crate::transport::{Inbound, Link, LinkRx, LinkTx, TransportError};
 
 /// How many messages the writer hands to the link at most in one batch.
 const MAX_BATCH: usize = 128;
+
+/// Replies to the server (to its `ping`s and requests) queued for the writer.
+/// The reader never waits for room here: when it is full, a reply the reader
+/// makes is dropped with a warning (the server stops reading what we write,
+/// so it would not see it anyway); handler tasks wait for room.
+const REPLY_QUEUE: usize = 256;
+
+/// Server requests over `max_concurrent_server_requests` wait here for a
+/// free handler slot; past this many, they are answered with an error.
+const SERVER_REQUEST_BACKLOG: usize = 256;
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves the
 /// data consistent, and a panic elsewhere must not take the engine down.
@@ -119,6 +129,8 @@ enum Reply {
     Result(Box<RawValue>),
     Rpc(JsonRpcError),
     Failed(Error),
+    /// The transport failed this request alone (see [`Inbound::Failed`]).
+    Transport(TransportError),
 }
 
 struct Slot {
@@ -160,6 +172,9 @@ pub(crate) type LinkLostHook = Arc<dyn Fn(&Error) + Send + Sync>;
 struct ClientInner {
     name: Arc<str>,
     out: mpsc::Sender<Message>,
+    /// Replies to server requests: a queue of their own, drained first, so
+    /// that neither the reader nor the server waits behind our requests.
+    replies: mpsc::Sender<Message>,
     pending: Mutex<Pending>,
     next_id: AtomicI64,
     request_timeout: Duration,
@@ -407,6 +422,11 @@ impl Client {
                             error,
                         }),
                         Ok(Reply::Failed(e)) => Err(e),
+                        Ok(Reply::Transport(source)) => Err(Error::Transport {
+                            connection: inner.name.clone(),
+                            method: method.to_owned(),
+                            source,
+                        }),
                         Err(_) => Err(inner.closed_error()),
                     };
                 }
@@ -728,9 +748,11 @@ impl Session {
     /// Starts the engine over `link`.
     pub(crate) fn start(link: Link, config: &EngineConfig) -> Session {
         let (out_tx, out_rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
         let inner = Arc::new(ClientInner {
             name: config.name.clone(),
             out: out_tx,
+            replies: replies_tx,
             pending: Mutex::new(Pending::default()),
             next_id: AtomicI64::new(0),
             request_timeout: config.request_timeout,
@@ -745,7 +767,10 @@ impl Session {
         let writer = tokio::spawn(
             write_loop(
                 link.tx,
-                out_rx,
+                Outgoing {
+                    requests: out_rx,
+                    replies: replies_rx,
+                },
                 inner.clone(),
                 stop_writer.clone(),
                 stop_reader.clone(),
@@ -759,6 +784,7 @@ impl Session {
                 handlers: config.handlers.clone(),
                 max_server_requests: config.max_server_requests.max(1),
                 running: JoinSet::new(),
+                backlog: VecDeque::new(),
                 by_request: HashMap::new(),
                 by_task: HashMap::new(),
             }
@@ -829,9 +855,32 @@ impl Drop for Session {
     }
 }
 
+/// What the writer drains: replies to the server first, then our messages.
+struct Outgoing {
+    requests: mpsc::Receiver<Message>,
+    replies: mpsc::Receiver<Message>,
+}
+
+impl Outgoing {
+    async fn recv(&mut self) -> Option<Message> {
+        tokio::select! {
+            biased;
+            Some(msg) = self.replies.recv() => Some(msg),
+            msg = self.requests.recv() => msg,
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Message> {
+        self.replies
+            .try_recv()
+            .or_else(|_| self.requests.try_recv())
+            .ok()
+    }
+}
+
 async fn write_loop(
     mut tx: Box<dyn LinkTx>,
-    mut out: mpsc::Receiver<Message>,
+    mut out: Outgoing,
     inner: Arc<ClientInner>,
     stop: CancellationToken,
     stop_reader: CancellationToken,
@@ -850,8 +899,8 @@ async fn write_loop(
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match out.try_recv() {
-                Ok(msg) => batch.push(msg),
-                Err(_) => break,
+                Some(msg) => batch.push(msg),
+                None => break,
             }
         }
         let sent = tokio::select! {
@@ -882,6 +931,8 @@ struct Reader {
     handlers: ClientHandlers,
     max_server_requests: usize,
     running: JoinSet<()>,
+    /// Server requests waiting for a free handler slot (bounded).
+    backlog: VecDeque<Request>,
     by_request: HashMap<RequestId, AbortHandle>,
     by_task: HashMap<tokio::task::Id, RequestId>,
 }
@@ -893,10 +944,11 @@ impl Reader {
                 biased;
                 () = stop.cancelled() => break None,
                 Some(done) = self.running.join_next_with_id(), if !self.running.is_empty() => {
-                    self.reap(done).await;
+                    self.reap(done);
                 }
                 msg = rx.recv() => match msg {
-                    Ok(Some(msg)) => self.route(msg).await,
+                    Ok(Some(Inbound::Message(msg))) => self.route(msg),
+                    Ok(Some(Inbound::Failed { id, error })) => self.on_failed(id, error),
                     Ok(None) => break Some(TransportError::Eof),
                     Err(e) => break Some(e),
                 },
@@ -920,11 +972,27 @@ impl Reader {
         }
     }
 
-    async fn route(&mut self, msg: Message) {
+    fn route(&mut self, msg: Message) {
         match msg {
             Message::Response(resp) => self.on_response(resp),
-            Message::Request(req) => self.on_request(req).await,
+            Message::Request(req) => self.on_request(req),
             Message::Notification(n) => self.on_notification(n),
+        }
+    }
+
+    /// The transport failed one request: only its caller hears of it.
+    fn on_failed(&mut self, id: RequestId, error: TransportError) {
+        tracing::warn!(connection = %self.inner.name, %id, %error, "the transport failed a request");
+        if let Some(slot) = self.inner.pending().map.remove(&id) {
+            let _ = slot.reply.send(Reply::Transport(error));
+        }
+    }
+
+    /// Queues a reply to the server without waiting: the reader must keep
+    /// routing responses whatever the writer is doing.
+    fn reply_now(&self, reply: Message) {
+        if let Err(e) = self.inner.replies.try_send(reply) {
+            tracing::warn!(connection = %self.inner.name, error = %e, "reply queue full: dropped a reply to the server");
         }
     }
 
@@ -954,22 +1022,32 @@ impl Reader {
         }
     }
 
-    async fn on_request(&mut self, req: Request) {
+    fn on_request(&mut self, req: Request) {
         if req.method == "ping" {
             // Checklist item 20: answered at once, even before `initialized`.
-            let reply = Message::Response(Response {
+            self.reply_now(Message::Response(Response {
                 id: Some(req.id),
                 payload: ResponsePayload::Result(empty_object()),
-            });
-            let _ = self.inner.out.send(reply).await;
+            }));
             return;
         }
-        while self.running.len() >= self.max_server_requests {
-            match self.running.join_next_with_id().await {
-                Some(done) => self.reap(done).await,
-                None => break,
+        if self.running.len() >= self.max_server_requests {
+            if self.backlog.len() >= SERVER_REQUEST_BACKLOG {
+                tracing::warn!(connection = %self.inner.name, id = %req.id, method = %req.method, "too many server requests waiting: refused");
+                self.reply_now(Message::Response(Response::error(
+                    Some(req.id),
+                    JsonRpcError::internal("the client is busy: too many requests in progress"),
+                )));
+            } else {
+                self.backlog.push_back(req);
             }
+            return;
         }
+        self.spawn_handler(req);
+    }
+
+    /// Runs a server request's handler in a slot of `running`.
+    fn spawn_handler(&mut self, req: Request) {
         let handlers = self.handlers.clone();
         let inner = self.inner.clone();
         let id = req.id.clone();
@@ -980,8 +1058,9 @@ impl Reader {
                 Ok(Err(e)) => ResponsePayload::Error(JsonRpcError::internal(e.to_string())),
                 Err(e) => ResponsePayload::Error(e),
             };
+            // A handler task (not the reader) may wait for room.
             let _ = inner
-                .out
+                .replies
                 .send(Message::Response(Response {
                     id: Some(req.id),
                     payload,
@@ -994,21 +1073,26 @@ impl Reader {
 
     /// A handler finished; a panicked one still owes the server an answer
     /// (checklist item 5: -32603).
-    async fn reap(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    fn reap(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
         let (task, panicked) = match &done {
             Ok((task, ())) => (*task, false),
             Err(e) => (e.id(), e.is_panic()),
         };
-        let Some(id) = self.by_task.remove(&task) else {
-            return;
-        };
-        self.by_request.remove(&id);
-        if panicked {
-            let reply = Message::Response(Response::error(
-                Some(id),
-                JsonRpcError::internal("the client's handler failed"),
-            ));
-            let _ = self.inner.out.send(reply).await;
+        if let Some(id) = self.by_task.remove(&task) {
+            self.by_request.remove(&id);
+            if panicked {
+                self.reply_now(Message::Response(Response::error(
+                    Some(id),
+                    JsonRpcError::internal("the client's handler failed"),
+                )));
+            }
+        }
+        // A slot is free: the oldest waiting server request takes it.
+        while self.running.len() < self.max_server_requests {
+            match self.backlog.pop_front() {
+                Some(req) => self.spawn_handler(req),
+                None => break,
+            }
         }
     }
 
@@ -1029,9 +1113,14 @@ impl Reader {
                     .as_ref()
                     .and_then(|p| p.get("requestId"))
                     .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
-                if let Some(handle) = id.and_then(|id| self.by_request.remove(&id)) {
-                    self.by_task.remove(&handle.id());
-                    handle.abort();
+                if let Some(id) = id {
+                    if let Some(handle) = self.by_request.remove(&id) {
+                        self.by_task.remove(&handle.id());
+                        handle.abort();
+                    } else {
+                        // Still waiting for a slot: drop it unanswered.
+                        self.backlog.retain(|r| r.id != id);
+                    }
                 }
                 let _ = self
                     .inner

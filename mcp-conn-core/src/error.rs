@@ -102,6 +102,43 @@ pub enum Error {
         /// The connection's name.
         connection: Arc<str>,
     },
+    /// The transport failed this one request (its reply was larger than the
+    /// limit, was cut short, or was not JSON-RPC); the link lives on.
+    #[error("connection `{connection}`: `{method}` failed in the transport: {source}")]
+    Transport {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// The method of the failed request.
+        method: String,
+        /// Why.
+        #[source]
+        source: TransportError,
+    },
+    /// The connection is waiting out its reconnect backoff (or, in `Error`,
+    /// the pause between implicit retries); nothing was sent and no connect
+    /// attempt was started for this call. Try again after `retry_in`.
+    #[error("connection `{connection}` is {status}: next connect attempt in {retry_in:?}{}", .cause.as_ref().map(|c| format!(" (last error: {c})")).unwrap_or_default())]
+    Backoff {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// `reconnecting` (between attempts) or `error` (attempts used up).
+        status: crate::ConnectionStatus,
+        /// How long until the next attempt may start.
+        retry_in: Duration,
+        /// The failure that started the wait, if known.
+        #[source]
+        cause: Option<Box<Error>>,
+    },
+    /// The connection's settings are invalid (see
+    /// [`crate::ConnectionConfig::validate`]); nothing was started.
+    #[error("connection `{connection}`: {source}")]
+    InvalidConfig {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// What is wrong.
+        #[source]
+        source: crate::config::ConfigError,
+    },
 }
 
 impl Error {
@@ -116,35 +153,74 @@ impl Error {
             | Error::Protocol { connection, .. }
             | Error::UnsupportedVersion { connection, .. }
             | Error::CapabilityNotSupported { connection, .. }
-            | Error::Closed { connection } => connection,
+            | Error::Closed { connection }
+            | Error::Transport { connection, .. }
+            | Error::Backoff { connection, .. }
+            | Error::InvalidConfig { connection, .. } => connection,
         }
     }
 
     /// Whether the same call may succeed later (after a reconnect, or when
     /// the server is less busy). Errors the server sent on purpose, protocol
-    /// violations, refused capabilities and a closed connection are not.
+    /// violations, refused capabilities, invalid settings and a closed
+    /// connection are not. For a transport's failure this is exactly
+    /// [`TransportError::is_retryable`]: the two never disagree.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::NotConnected { .. } | Error::Timeout { .. } => true,
-            // A link lost to a refusal (401, 403, a missing program) will be
-            // refused again; anything else may heal on a new link.
-            Error::ConnectionLost { reason, .. } => !matches!(
-                reason,
-                TransportError::Unauthorized { .. }
-                    | TransportError::NotFound { .. }
-                    | TransportError::Http {
-                        status: 400..=407 | 409..=428 | 430..=499,
-                        ..
-                    }
-            ),
-            Error::Connect { source, .. } => source.is_retryable(),
+            Error::NotConnected { .. } | Error::Timeout { .. } | Error::Backoff { .. } => true,
+            Error::ConnectionLost { reason: source, .. }
+            | Error::Connect { source, .. }
+            | Error::Transport { source, .. } => source.is_retryable(),
             Error::Rpc { error, .. } => {
                 error.code == crate::jsonrpc::codes::URL_ELICITATION_REQUIRED
             }
             Error::Protocol { .. }
             | Error::UnsupportedVersion { .. }
             | Error::CapabilityNotSupported { .. }
+            | Error::InvalidConfig { .. }
             | Error::Closed { .. } => false,
+        }
+    }
+
+    /// How long to wait before trying again, when that is known: the time
+    /// left of a reconnect backoff, or the server's `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Backoff { retry_in, .. } => Some(*retry_in),
+            Error::ConnectionLost { reason: source, .. }
+            | Error::Connect { source, .. }
+            | Error::Transport { source, .. } => source.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The transport's error behind this one, if any.
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        match self {
+            Error::ConnectionLost { reason: source, .. }
+            | Error::Connect { source, .. }
+            | Error::Transport { source, .. } => Some(source),
+            Error::Backoff { cause: Some(c), .. } => c.transport_error(),
+            _ => None,
+        }
+    }
+
+    /// A short, stable name of the variant (`connect`, `timeout`, …), as
+    /// [`ErrorKind`] gives it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotConnected { .. } => ErrorKind::NotConnected,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            Error::Rpc { .. } => ErrorKind::Rpc,
+            Error::Protocol { .. } => ErrorKind::Protocol,
+            Error::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion,
+            Error::CapabilityNotSupported { .. } => ErrorKind::CapabilityNotSupported,
+            Error::Closed { .. } => ErrorKind::Closed,
+            Error::Transport { .. } => ErrorKind::Transport,
+            Error::Backoff { .. } => ErrorKind::Backoff,
+            Error::InvalidConfig { .. } => ErrorKind::InvalidConfig,
         }
     }
 
@@ -159,6 +235,68 @@ impl Error {
             Error::Rpc { error, .. } => Some(error),
             _ => None,
         }
+    }
+}
+
+/// The variant of an [`Error`], without its data: what
+/// [`crate::ConnectionInfo::last_error`] keeps, and what metrics label by.
+/// Serialises as snake case (`connection_lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::NotConnected`].
+    NotConnected,
+    /// [`Error::Connect`].
+    Connect,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::ConnectionLost`].
+    ConnectionLost,
+    /// [`Error::Rpc`].
+    Rpc,
+    /// [`Error::Protocol`].
+    Protocol,
+    /// [`Error::UnsupportedVersion`].
+    UnsupportedVersion,
+    /// [`Error::CapabilityNotSupported`].
+    CapabilityNotSupported,
+    /// [`Error::Closed`].
+    Closed,
+    /// [`Error::Transport`].
+    Transport,
+    /// [`Error::Backoff`].
+    Backoff,
+    /// [`Error::InvalidConfig`].
+    InvalidConfig,
+}
+
+/// The last error of a connection, as [`crate::ConnectionInfo`] reports it:
+/// its kind, its message, and whether retrying may help. Serialisable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ErrorSummary {
+    /// The variant.
+    pub kind: ErrorKind,
+    /// The error's full message.
+    pub message: String,
+    /// [`Error::is_retryable`].
+    pub retryable: bool,
+}
+
+impl From<&Error> for ErrorSummary {
+    fn from(e: &Error) -> Self {
+        ErrorSummary {
+            kind: e.kind(),
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

@@ -49,13 +49,15 @@ pub mod testing;
 mod transport;
 
 pub use backoff::Backoff;
-pub use config::{ConnectionConfig, HealthProbe, StatusListener};
+pub use config::{ConfigError, ConnectionConfig, HealthProbe, StatusListener, MAX_DURATION};
 pub use connection::Connection;
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};
-pub use error::Error;
+pub use error::{Error, ErrorKind, ErrorSummary};
 pub use handler::{ClientHandlers, ElicitationHandler, RootsProvider, SamplingHandler};
 pub use health::{health_score, HEALTH_WINDOW};
 pub use metrics::RequestMetrics;
 pub use notification::ServerNotification;
 pub use status::{ConnectionInfo, ConnectionStatus, HealthReport};
-pub use transport::{Link, LinkRx, LinkTx, Transport, TransportError};
+pub use transport::{
+    Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError,
+};

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::lock;
 use crate::jsonrpc::{parse_frame, Frame, JsonRpcError, Message, Request, RequestId, Response};
 use crate::protocol::LATEST_PROTOCOL_VERSION;
-use crate::transport::{Link, LinkRx, LinkTx, Transport, TransportError};
+use crate::transport::{ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError};
 
 const LINK_BUFFER: usize = 4096;
 
@@ -44,11 +44,14 @@ enum ServerItem {
     Message(Message),
     Raw(String),
     Fail(TransportError),
+    FailRequest(RequestId, TransportError),
 }
 
 #[derive(Debug)]
 struct MockShared {
     connects: AtomicUsize,
+    /// The number of `connect()` calls so far, for waiters.
+    connects_seen: tokio::sync::watch::Sender<usize>,
     connect_times: Mutex<Vec<tokio::time::Instant>>,
     script: Mutex<VecDeque<ConnectOutcome>>,
     links: Option<mpsc::Sender<MockLink>>,
@@ -74,6 +77,7 @@ impl MockTransport {
         MockTransport {
             shared: Arc::new(MockShared {
                 connects: AtomicUsize::new(0),
+                connects_seen: tokio::sync::watch::Sender::new(0),
                 connect_times: Mutex::new(Vec::new()),
                 script: Mutex::new(VecDeque::new()),
                 links,
@@ -112,6 +116,14 @@ impl MockTransport {
         self.shared.connects.load(Ordering::SeqCst)
     }
 
+    /// Waits until `connect()` has been called at least `n` times (no
+    /// polling: it wakes on each call). Bound it with a deadline in tests.
+    pub async fn wait_for_connects(&self, n: usize) {
+        let mut seen = self.shared.connects_seen.subscribe();
+        // The sender lives in `self`, so the channel cannot close here.
+        let _ = seen.wait_for(|count| *count >= n).await;
+    }
+
     /// When each `connect()` was called (tokio time, so exact under
     /// `start_paused`).
     pub fn connect_times(&self) -> Vec<tokio::time::Instant> {
@@ -130,8 +142,9 @@ impl MockTransport {
 #[async_trait]
 impl Transport for MockTransport {
     async fn connect(&self) -> Result<Link, TransportError> {
-        self.shared.connects.fetch_add(1, Ordering::SeqCst);
+        let n = self.shared.connects.fetch_add(1, Ordering::SeqCst) + 1;
         lock(&self.shared.connect_times).push(tokio::time::Instant::now());
+        self.shared.connects_seen.send_replace(n);
         let outcome = lock(&self.shared.script)
             .pop_front()
             .unwrap_or(ConnectOutcome::Accept);
@@ -153,9 +166,8 @@ impl Transport for MockTransport {
             links
                 .send(link)
                 .await
-                .map_err(|_| TransportError::Connect {
-                    message: "the mock server is gone".into(),
-                    retryable: true,
+                .map_err(|_| {
+                    TransportError::connect(ConnectFailure::Refused, "memory", None)
                 })?;
         }
         Ok(Link::new(
@@ -217,17 +229,20 @@ struct MockRx {
 
 #[async_trait]
 impl LinkRx for MockRx {
-    async fn recv(&mut self) -> Result<Option<Message>, TransportError> {
+    async fn recv(&mut self) -> Result<Option<Inbound>, TransportError> {
         loop {
             if let Some(msg) = self.queued.pop_front() {
-                return Ok(Some(msg));
+                return Ok(Some(msg.into()));
             }
             match self.rx.recv().await {
                 None => return Ok(None),
-                Some(ServerItem::Message(m)) => return Ok(Some(m)),
+                Some(ServerItem::Message(m)) => return Ok(Some(m.into())),
+                Some(ServerItem::FailRequest(id, error)) => {
+                    return Ok(Some(Inbound::Failed { id, error }))
+                }
                 Some(ServerItem::Fail(e)) => return Err(e),
                 Some(ServerItem::Raw(text)) => match parse_frame(text.as_bytes()) {
-                    Ok(Frame::Single(m)) => return Ok(Some(m)),
+                    Ok(Frame::Single(m)) => return Ok(Some(m.into())),
                     Ok(Frame::Batch(items)) => {
                         self.queued.extend(items.into_iter().filter_map(Result::ok))
                     }
@@ -305,6 +320,12 @@ impl MockLink {
     /// Sends a notification.
     pub async fn notify(&self, method: &str, params: Option<Value>) {
         self.send(Message::notification(method, params)).await;
+    }
+
+    /// Fails request `id` in the transport alone, as an HTTP transport does
+    /// with an oversized or cut reply; the link lives on.
+    pub async fn fail_request(&self, id: RequestId, error: TransportError) {
+        let _ = self.tx.send(ServerItem::FailRequest(id, error)).await;
     }
 
     /// Ends the link with an error (the client's `recv` returns it).

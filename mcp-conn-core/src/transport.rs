@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::jsonrpc::Message;
+use crate::jsonrpc::{Message, RequestId};
 
 /// Makes links to one MCP server.
 ///
@@ -98,13 +98,69 @@ pub trait LinkTx: Send + 'static {
 /// The receive half of a link.
 #[async_trait]
 pub trait LinkRx: Send + 'static {
-    /// The next message. `Ok(None)` is an orderly end (EOF); `Err` says why
-    /// the link broke. Must be cancel-safe: the engine uses it in `select!`.
-    async fn recv(&mut self) -> Result<Option<Message>, TransportError>;
+    /// The next thing the link delivers. `Ok(None)` is an orderly end (EOF);
+    /// `Err` says why the whole link broke. Must be cancel-safe: the engine
+    /// uses it in `select!`.
+    async fn recv(&mut self) -> Result<Option<Inbound>, TransportError>;
+}
+
+/// What a link delivers to the engine.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Inbound {
+    /// A message from the server.
+    Message(Message),
+    /// The transport failed one request, and only that one (its reply was
+    /// larger than the limit, was cut short, or was not JSON-RPC at all);
+    /// the link lives on. The caller of that request gets
+    /// [`crate::Error::Transport`] with `error`.
+    Failed {
+        /// The request that failed.
+        id: RequestId,
+        /// Why.
+        error: TransportError,
+    },
+}
+
+impl From<Message> for Inbound {
+    fn from(msg: Message) -> Self {
+        Inbound::Message(msg)
+    }
+}
+
+/// A cause kept behind a [`TransportError`]: any error, shared so that the
+/// same reason can be handed to every request a broken link failed.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What kind of failure kept a link from opening. The transport classifies
+/// it (it knows its own error types); [`TransportError`]'s predicates read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The peer refused the connection (nothing listens there).
+    Refused,
+    /// The host name did not resolve.
+    Dns,
+    /// The TLS handshake failed (unknown issuer, expired, wrong name…).
+    Tls,
+    /// Connecting took longer than allowed.
+    Timeout,
+    /// The configuration makes connecting impossible (a working directory
+    /// that does not exist, an invalid URL…): trying again cannot help.
+    Invalid,
+    /// Anything else (reset, unreachable network…).
+    Other,
 }
 
 /// Why a transport failed. Cheap to clone: the engine hands the same reason to
 /// every request that was pending when a link broke.
+///
+/// Match on the variant, or ask a predicate: [`TransportError::is_retryable`]
+/// (the one table of what may heal by trying again, which
+/// [`crate::Error::is_retryable`] delegates to), [`TransportError::is_refused`],
+/// [`TransportError::is_timeout`], [`TransportError::is_tls`],
+/// [`TransportError::http_status`], [`TransportError::retry_after`]. Causes are
+/// kept: [`std::error::Error::source`] walks them.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
@@ -114,13 +170,26 @@ pub enum TransportError {
         /// The program as configured.
         program: String,
     },
-    /// The link could not be opened (spawn failed, connection refused, …).
-    #[error("could not connect: {message}")]
+    /// The program was found but could not be started (permission denied,
+    /// not an executable, argument list too long, out of processes…).
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        /// The program as resolved.
+        program: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The link could not be opened (connection refused, DNS, TLS, …).
+    #[error("could not connect to {target}: {kind:?}{}", cause_suffix(.source))]
     Connect {
-        /// What happened.
-        message: String,
-        /// Whether trying again later may succeed.
-        retryable: bool,
+        /// What kind of failure.
+        kind: ConnectFailure,
+        /// Where to (a URL, a program, a path).
+        target: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Cause>,
     },
     /// An I/O error on an open link.
     #[error("i/o error: {0}")]
@@ -137,18 +206,39 @@ pub enum TransportError {
     #[error("the server closed the connection")]
     Eof,
     /// An HTTP error status.
-    #[error("HTTP {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]
+    #[error("HTTP {status}{}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) }, .retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
     Http {
         /// The status code.
         status: u16,
         /// The start of the body, if any.
         body: String,
+        /// The server's `Retry-After` (429, 503), if it sent one.
+        retry_after: Option<Duration>,
     },
     /// The server wants credentials (HTTP 401).
     #[error("unauthorized{}", .www_authenticate.as_ref().map(|w| format!(" ({w})")).unwrap_or_default())]
     Unauthorized {
         /// The `WWW-Authenticate` header, if any.
         www_authenticate: Option<String>,
+    },
+    /// A reply whose content type is neither JSON nor an event stream.
+    #[error("HTTP {status} with content type {content_type:?} (expected JSON or an event stream): {body_start:?}")]
+    UnexpectedContent {
+        /// The status code.
+        status: u16,
+        /// The content type as sent (empty when missing).
+        content_type: String,
+        /// The first bytes of the body (bounded), lossily decoded.
+        body_start: String,
+    },
+    /// The legacy HTTP+SSE `endpoint` event named another origin; posting
+    /// there would send this link's credentials to a third party.
+    #[error("the server's endpoint {endpoint} is not on the origin of {origin}")]
+    CrossOrigin {
+        /// The endpoint the server named.
+        endpoint: String,
+        /// The origin of the URL this transport was given.
+        origin: String,
     },
     /// A message exceeded the configured size limit.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
@@ -182,18 +272,132 @@ fn stderr_suffix(tail: &[String]) -> String {
     }
 }
 
+fn cause_suffix(cause: &Option<Cause>) -> String {
+    cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
+}
+
+/// Spawn failures that no retry can fix: the program is missing, may not be
+/// executed, is not an executable, or the arguments do not fit.
+fn spawn_is_permanent(e: &std::io::Error) -> bool {
+    const E2BIG: i32 = 7;
+    const ENOENT: i32 = 2;
+    const EACCES: i32 = 13;
+    const ENOEXEC: i32 = 8;
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+    ) || matches!(e.raw_os_error(), Some(E2BIG | ENOENT | EACCES | ENOEXEC))
+}
+
 impl TransportError {
-    /// Whether trying again (reconnecting) may succeed.
+    /// Whether trying again (reconnecting, re-sending) may succeed. This is
+    /// the one table of retryability: a missing or unstartable program, a
+    /// refused credential, a client error status (4xx but 408 and 429), a
+    /// link to another origin and a broken protocol will fail the same way
+    /// again; anything that may be load, a restart or the network may heal.
     pub fn is_retryable(&self) -> bool {
         match self {
             TransportError::NotFound { .. }
             | TransportError::Unauthorized { .. }
+            | TransportError::CrossOrigin { .. }
+            | TransportError::UnexpectedContent { .. }
             | TransportError::Protocol(_) => false,
-            TransportError::Connect { retryable, .. } => *retryable,
+            TransportError::Spawn { source, .. } => !spawn_is_permanent(source),
+            TransportError::Connect { kind, .. } => {
+                !matches!(kind, ConnectFailure::Invalid | ConnectFailure::Tls)
+            }
             TransportError::Http { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
-            _ => true,
+            TransportError::Io(_)
+            | TransportError::Exited { .. }
+            | TransportError::Eof
+            | TransportError::MessageTooLarge { .. }
+            | TransportError::Timeout { .. }
+            | TransportError::Closed => true,
+        }
+    }
+
+    /// Whether the peer refused the connection.
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect {
+                kind: ConnectFailure::Refused,
+                ..
+            }
+        )
+    }
+
+    /// Whether something timed out (connecting, a reply, an idle stream).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Timeout { .. }
+                | TransportError::Connect {
+                    kind: ConnectFailure::Timeout,
+                    ..
+                }
+        )
+    }
+
+    /// Whether the TLS handshake failed.
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect {
+                kind: ConnectFailure::Tls,
+                ..
+            }
+        )
+    }
+
+    /// Whether the server refused the credentials (HTTP 401).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, TransportError::Unauthorized { .. })
+    }
+
+    /// The HTTP status this error carries, if any.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            TransportError::Http { status, .. }
+            | TransportError::UnexpectedContent { status, .. } => Some(*status),
+            TransportError::Unauthorized { .. } => Some(401),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked us to wait (`Retry-After` on 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A spawn failure, classified: `ENOENT` is [`TransportError::NotFound`].
+    pub fn spawn(program: impl Into<String>, e: std::io::Error) -> Self {
+        let program = program.into();
+        if e.kind() == std::io::ErrorKind::NotFound {
+            TransportError::NotFound { program }
+        } else {
+            TransportError::Spawn {
+                program,
+                source: Arc::new(e),
+            }
+        }
+    }
+
+    /// A connect failure of `kind` to `target`, keeping `source`.
+    pub fn connect(
+        kind: ConnectFailure,
+        target: impl Into<String>,
+        source: impl Into<Option<Cause>>,
+    ) -> Self {
+        TransportError::Connect {
+            kind,
+            target: target.into(),
+            source: source.into(),
         }
     }
 }
@@ -201,5 +405,48 @@ impl TransportError {
 impl From<std::io::Error> for TransportError {
     fn from(e: std::io::Error) -> Self {
         TransportError::Io(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_failures_that_cannot_heal_are_not_retryable() {
+        for errno in [7, 2, 13, 8] {
+            let e = TransportError::spawn("p", std::io::Error::from_raw_os_error(errno));
+            assert!(!e.is_retryable(), "errno {errno}: {e}");
+        }
+        // EAGAIN (out of processes for now) may heal.
+        let e = TransportError::spawn("p", std::io::Error::from_raw_os_error(11));
+        assert!(e.is_retryable(), "{e}");
+        assert!(matches!(
+            TransportError::spawn("p", std::io::Error::from_raw_os_error(2)),
+            TransportError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn predicates_read_the_variant() {
+        let refused = TransportError::connect(
+            ConnectFailure::Refused,
+            "http://127.0.0.1:1/",
+            Some(Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)) as Cause),
+        );
+        assert!(refused.is_refused() && refused.is_retryable() && !refused.is_tls());
+        assert!(std::error::Error::source(&refused).is_some(), "the cause is kept");
+        let tls = TransportError::connect(ConnectFailure::Tls, "https://x/", None);
+        assert!(tls.is_tls() && !tls.is_retryable());
+        let busy = TransportError::Http {
+            status: 429,
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert!(busy.is_retryable());
+        assert_eq!(busy.http_status(), Some(429));
+        assert_eq!(busy.retry_after(), Some(Duration::from_secs(3)));
+        assert!(!TransportError::Http { status: 404, body: String::new(), retry_after: None }.is_retryable());
+        assert!(TransportError::Timeout { what: "x".into(), after: Duration::ZERO }.is_timeout());
     }
 }

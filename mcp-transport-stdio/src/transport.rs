@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use mcp_conn_core::jsonrpc::{parse_frame, Frame, Message};
-use mcp_conn_core::{Link, LinkRx, LinkTx, Transport, TransportError};
+use mcp_conn_core::{
+    Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError,
+};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
@@ -289,10 +291,14 @@ impl Transport for StdioTransport {
         let env = self.child_env();
         if let Some(cwd) = &self.cwd {
             if !cwd.is_dir() {
-                return Err(TransportError::Connect {
-                    message: format!("working directory {} does not exist", cwd.display()),
-                    retryable: false,
-                });
+                return Err(TransportError::connect(
+                    ConnectFailure::Invalid,
+                    cwd.display().to_string(),
+                    Some(Arc::new(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the working directory does not exist",
+                    )) as Cause),
+                ));
             }
         }
         let program = self.resolve(&env)?;
@@ -312,20 +318,21 @@ impl Transport for StdioTransport {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
-        let mut child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => TransportError::NotFound {
-                program: self.program.to_string_lossy().into_owned(),
-            },
-            _ => TransportError::Connect {
-                message: format!("could not start {}: {e}", program.display()),
-                retryable: e.kind() != std::io::ErrorKind::PermissionDenied,
-            },
+        // E2BIG, EACCES, ENOEXEC and ENOENT are not retryable: see
+        // `TransportError::is_retryable`.
+        let mut child = cmd.spawn().map_err(|e| {
+            let program = if e.kind() == std::io::ErrorKind::NotFound {
+                self.program.to_string_lossy().into_owned()
+            } else {
+                program.display().to_string()
+            };
+            TransportError::spawn(program, e)
         })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(TransportError::Connect {
-                message: "the child's pipes were not opened".into(),
-                retryable: true,
-            });
+            return Err(TransportError::spawn(
+                program.display().to_string(),
+                std::io::Error::other("the child's pipes were not opened"),
+            ));
         };
         let stderr = child.stderr.take();
         let name = self.log_name();
@@ -498,10 +505,10 @@ impl StdioRx {
 
 #[async_trait]
 impl LinkRx for StdioRx {
-    async fn recv(&mut self) -> Result<Option<Message>, TransportError> {
+    async fn recv(&mut self) -> Result<Option<Inbound>, TransportError> {
         loop {
             if let Some(msg) = self.queued.pop_front() {
-                return Ok(Some(msg));
+                return Ok(Some(Inbound::Message(msg)));
             }
             let next = match self.drain_until {
                 Some(deadline) => tokio::time::timeout_at(deadline, self.lines.next())
