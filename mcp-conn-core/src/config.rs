@@ -19,6 +19,22 @@ pub enum HealthProbe {
     ListTools,
 }
 
+/// What a call path ([`crate::Connection::ensure_connected`], the pool's
+/// calls) does when the connection is waiting before its next connect
+/// attempt (a reconnect backoff, or the pause between retries in `Error`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DuringBackoff {
+    /// Fail at once with [`crate::Error::Backoff`], which says how long until
+    /// the next attempt and why the last one failed. The default: an agent
+    /// hears at once that a server is down, and can use another.
+    #[default]
+    FailFast,
+    /// Wait for the next attempt and take its outcome, when it starts within
+    /// `connection_timeout`; otherwise fail at once as `FailFast` does.
+    Wait,
+}
+
 /// Settings of a [`crate::Connection`]. The first six fields are the seed's
 /// keyword arguments, with its defaults; write only what you change:
 ///
@@ -63,8 +79,12 @@ pub struct ConnectionConfig {
     pub close_grace: Duration,
     /// Capacity of the outgoing message queue. Default 1024.
     pub queue_capacity: usize,
-    /// Server requests handled at once; more wait. Default 32.
+    /// Server requests handled at once; up to 256 more wait for a slot, and
+    /// past that they are answered with an error. Default 32.
     pub max_concurrent_server_requests: usize,
+    /// What calls do while the connection waits before its next connect
+    /// attempt. Default [`DuringBackoff::FailFast`].
+    pub during_backoff: DuringBackoff,
     /// The name and version sent in `initialize`. Default: this crate's.
     pub client_info: Implementation,
     /// Handlers for server requests (roots, sampling, elicitation). Default: none.
@@ -191,6 +211,7 @@ impl Default for ConnectionConfig {
             close_grace: Duration::from_secs(5),
             queue_capacity: 1024,
             max_concurrent_server_requests: 32,
+            during_backoff: DuringBackoff::FailFast,
             client_info: Implementation::default(),
             handlers: ClientHandlers::default(),
             status_listener: None,
@@ -222,9 +243,39 @@ impl std::fmt::Debug for ConnectionConfig {
                 "max_concurrent_server_requests",
                 &self.max_concurrent_server_requests,
             )
+            .field("during_backoff", &self.during_backoff)
             .field("client_info", &self.client_info)
             .field("handlers", &self.handlers)
             .field("status_listener", &self.status_listener.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unworkable_setting_is_named() {
+        let cases: Vec<(ConnectionConfig, &str)> = vec![
+            (ConnectionConfig { health_check_interval: Duration::ZERO, ..Default::default() }, "health_check_interval"),
+            (ConnectionConfig { request_timeout: Duration::ZERO, ..Default::default() }, "request_timeout"),
+            (ConnectionConfig { connection_timeout: Duration::ZERO, ..Default::default() }, "connection_timeout"),
+            (ConnectionConfig { health_check_timeout: Duration::ZERO, ..Default::default() }, "health_check_timeout"),
+            (ConnectionConfig { reconnect_delay: Duration::ZERO, ..Default::default() }, "reconnect_delay"),
+            (ConnectionConfig { request_timeout: Duration::from_secs(u64::MAX), ..Default::default() }, "request_timeout"),
+            (ConnectionConfig { close_grace: MAX_DURATION + Duration::from_secs(1), ..Default::default() }, "close_grace"),
+            (ConnectionConfig { max_reconnect_delay: Duration::from_millis(10), ..Default::default() }, "max_reconnect_delay"),
+            (ConnectionConfig { reconnect_jitter: -0.1, ..Default::default() }, "reconnect_jitter"),
+            (ConnectionConfig { reconnect_jitter: 1.5, ..Default::default() }, "reconnect_jitter"),
+            (ConnectionConfig { reconnect_jitter: f64::NAN, ..Default::default() }, "reconnect_jitter"),
+            (ConnectionConfig { queue_capacity: 0, ..Default::default() }, "queue_capacity"),
+            (ConnectionConfig { max_concurrent_server_requests: 0, ..Default::default() }, "max_concurrent_server_requests"),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+        assert!(ConnectionConfig::default().validate().is_ok());
     }
 }

@@ -18,9 +18,9 @@ use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
-use crate::config::{ConnectionConfig, HealthProbe};
+use crate::config::{ConnectionConfig, DuringBackoff, HealthProbe};
 use crate::engine::{initialize, lock, Client, EngineConfig, ReaderExit, RequestOptions, Session};
-use crate::error::Error;
+use crate::error::{Error, ErrorSummary};
 use crate::health::HealthHistory;
 use crate::metrics::Counters;
 use crate::notification::ServerNotification;
@@ -118,9 +118,24 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// Who asked for a connect, which decides how it treats the backoff.
+#[derive(Debug, Clone, Copy)]
+enum Asker {
+    /// The user called `connect()`: from `Error` or `Disconnected` this
+    /// starts a fresh attempt budget at once; during a backoff it waits for
+    /// the scheduled attempt.
+    User,
+    /// A call path that needs a client (`ensure_connected`, the pool): never
+    /// resets the budget, never starts an attempt the schedule does not
+    /// allow. `deadline` is set when the caller is willing to wait for the
+    /// next allowed attempt ([`DuringBackoff::Wait`]).
+    Implicit { deadline: Option<Instant> },
+}
+
 enum Command {
     Connect {
         timeout: Option<Duration>,
+        asker: Asker,
         reply: oneshot::Sender<Result<Client, Error>>,
     },
     Reconnect {
@@ -142,7 +157,7 @@ struct State {
     last_connected: Option<SystemTime>,
     connected_since: Option<Instant>,
     closed_uptime: Duration,
-    last_error: Option<String>,
+    last_error: Option<ErrorSummary>,
     reconnect_attempts: u32,
     connection_count: u64,
     error_count: u64,
@@ -208,23 +223,84 @@ impl Connection {
     }
 
     /// Connects (opens the link and runs the `initialize` handshake) within
-    /// `connection_timeout`, and returns the live client. If already
-    /// connected, returns the current client; if a connect or reconnect is
-    /// under way, waits for it instead of starting another. From `Error`
-    /// (e.g. after reconnect attempts ran out) it starts afresh.
+    /// `connection_timeout`, and returns the live client. This is the
+    /// user's explicit connect:
+    /// - connected: returns the current client;
+    /// - a connect or reconnect attempt under way: waits for it;
+    /// - waiting out a reconnect backoff: waits for the scheduled attempt
+    ///   (it never starts one early) and returns its outcome;
+    /// - `Disconnected` or `Error` (attempts used up): starts afresh, with a
+    ///   fresh reconnect-attempt budget, at once.
+    ///
+    /// Code that merely needs a client on a call path should use
+    /// [`Connection::ensure_connected`], which never defeats the backoff.
+    ///
+    /// Fails with [`Error::InvalidConfig`] when the settings are invalid
+    /// ([`ConnectionConfig::validate`]).
     pub async fn connect(&self) -> Result<Client, Error> {
-        self.connect_with(None).await
+        self.connect_with(None, Asker::User).await
     }
 
     /// [`Connection::connect`] with a timeout other than `connection_timeout`.
     pub async fn connect_timeout(&self, timeout: Duration) -> Result<Client, Error> {
-        self.connect_with(Some(timeout)).await
+        self.connect_with(Some(timeout), Asker::User).await
     }
 
-    async fn connect_with(&self, timeout: Option<Duration>) -> Result<Client, Error> {
-        self.ask(|reply| Command::Connect { timeout, reply })
-            .await
-            .unwrap_or_else(|| Err(self.shared.closed()))
+    /// The live client for a call path: returns at once when connected (no
+    /// round trip to the supervisor), and otherwise connects without ever
+    /// defeating the reconnect backoff, whatever the traffic:
+    /// - `Disconnected` (never connected, or after `disconnect()`): connects.
+    /// - A connect or reconnect attempt under way: waits for it.
+    /// - Waiting out a reconnect backoff: with
+    ///   [`DuringBackoff::FailFast`] (the default) fails at once with
+    ///   [`Error::Backoff`], which says how long until the next attempt and
+    ///   why the last one failed; with [`DuringBackoff::Wait`] waits for the
+    ///   scheduled attempt if it starts within `connection_timeout`.
+    /// - `Error` (attempts used up, or a failure that cannot heal): starts
+    ///   one attempt at most every `max_reconnect_delay` (so a server that
+    ///   comes back is found again); in between, as during a backoff. It
+    ///   never resets the attempt budget: only [`Connection::connect`] does.
+    ///
+    /// The pool's call paths (`ConnectionPool::client`, `call_tool`) use this.
+    pub async fn ensure_connected(&self) -> Result<Client, Error> {
+        if let Some(client) = self.shared.live_client() {
+            return Ok(client);
+        }
+        let deadline = match self.shared.config.during_backoff {
+            DuringBackoff::FailFast => None,
+            DuringBackoff::Wait => Some(Instant::now() + self.shared.config.connection_timeout),
+        };
+        let asked = self.connect_with(None, Asker::Implicit { deadline });
+        match deadline {
+            None => asked.await,
+            // The scheduled attempt runs with its own `connection_timeout`;
+            // this caller waits no longer than its own.
+            Some(deadline) => tokio::time::timeout_at(deadline, asked)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        connection: self.shared.name.clone(),
+                        operation: "connect".into(),
+                        after: self.shared.config.connection_timeout,
+                    })
+                }),
+        }
+    }
+
+    async fn connect_with(&self, timeout: Option<Duration>, asker: Asker) -> Result<Client, Error> {
+        if let Err(source) = self.shared.config.validate() {
+            return Err(Error::InvalidConfig {
+                connection: self.shared.name.clone(),
+                source,
+            });
+        }
+        self.ask(|reply| Command::Connect {
+            timeout,
+            asker,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(self.shared.closed()))
     }
 
     /// Closes the link gracefully and waits until it is closed; stops
@@ -250,6 +326,12 @@ impl Connection {
     /// `auto_reconnect` says. Returns the outcome of that attempt; if it fails
     /// and `auto_reconnect` is on, the connection goes on trying with backoff.
     pub async fn reconnect(&self) -> Result<Client, Error> {
+        if let Err(source) = self.shared.config.validate() {
+            return Err(Error::InvalidConfig {
+                connection: self.shared.name.clone(),
+                source,
+            });
+        }
         self.ask(|reply| Command::Reconnect { reply })
             .await
             .unwrap_or_else(|| Err(self.shared.closed()))
@@ -404,6 +486,10 @@ impl Shared {
         });
     }
 
+    fn status(&self) -> ConnectionStatus {
+        *self.status.borrow()
+    }
+
     fn live_client(&self) -> Option<Client> {
         if *self.status.borrow() != ConnectionStatus::Connected {
             return None;
@@ -472,7 +558,16 @@ impl Shared {
                 self.config.handlers.capabilities(),
                 timeout.saturating_mul(2),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // A link lost during the handshake is a failed connect, on
+                // every transport.
+                Error::ConnectionLost { connection, reason } => Error::Connect {
+                    connection,
+                    source: reason,
+                },
+                other => other,
+            })?;
             Ok(session)
         };
         match tokio::time::timeout(timeout, attempt).await {
@@ -510,7 +605,7 @@ impl Shared {
     fn record_error(&self, error: &Error) {
         let mut s = lock(&self.state);
         s.error_count += 1;
-        s.last_error = Some(error.to_string());
+        s.last_error = Some(ErrorSummary::from(error));
     }
 
     /// Runs one probe. Returns the report and, when the failure streak has
@@ -542,7 +637,7 @@ impl Shared {
                 }
                 Err(e) => {
                     s.error_count += 1;
-                    s.last_error = Some(e.to_string());
+                    s.last_error = Some(ErrorSummary::from(e));
                     Counters::bump(&self.counters.health_checks_failed);
                 }
             }
@@ -620,15 +715,28 @@ enum Phase {
         attempt: BoxFuture<Result<Session, Error>>,
         reconnect: bool,
     },
-    /// Waiting out the backoff before the next reconnect attempt.
-    Waiting(Pin<Box<Sleep>>),
+    /// Waiting before the next attempt: the reconnect backoff, or (in
+    /// `Error`, for a caller willing to wait) the pause between implicit
+    /// retries.
+    Waiting {
+        sleep: Pin<Box<Sleep>>,
+        /// A reconnect attempt of the outage's budget, or one retry from
+        /// `Error` (the status stays `Error` while waiting for it).
+        retry: Retry,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Reconnect,
+    FromError,
 }
 
 enum Event {
     Command(Option<Command>),
     LinkLost(ReaderExit),
     AttemptDone(Result<Session, Error>),
-    BackoffElapsed,
+    BackoffElapsed(Retry),
     ProbeDue,
     ProbeDone(Option<(Client, u32)>),
     Reaped,
@@ -644,6 +752,9 @@ struct Supervisor {
     closing: JoinSet<()>,
     probe: Option<BoxFuture<Option<(Client, u32)>>>,
     next_probe: Option<Instant>,
+    /// When the last attempt failed or the link was lost, and why: implicit
+    /// connects from `Error` wait `max_reconnect_delay` after it.
+    last_failure: Option<(Instant, Error)>,
 }
 
 impl Supervisor {
@@ -664,6 +775,7 @@ impl Supervisor {
             closing: JoinSet::new(),
             probe: None,
             next_probe: None,
+            last_failure: None,
         }
     }
 
@@ -686,7 +798,8 @@ impl Supervisor {
                     self.on_link_lost(reason);
                 }
                 Event::AttemptDone(outcome) => self.on_attempt(outcome),
-                Event::BackoffElapsed => self.start_attempt(true, None),
+                Event::BackoffElapsed(Retry::Reconnect) => self.start_attempt(true, None),
+                Event::BackoffElapsed(Retry::FromError) => self.start_attempt(false, None),
                 Event::ProbeDue => {
                     let shared = self.shared.clone();
                     self.next_probe = None;
@@ -708,21 +821,11 @@ impl Supervisor {
 
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { timeout, reply } => match &self.phase {
-                Phase::Connected(session) => {
-                    let _ = reply.send(Ok(session.client.clone()));
-                }
-                Phase::Attempting { .. } => self.waiters.push(reply),
-                Phase::Waiting(_) => {
-                    self.waiters.push(reply);
-                    self.start_attempt(true, timeout);
-                }
-                Phase::Idle => {
-                    lock(&self.shared.state).reconnect_attempts = 0;
-                    self.waiters.push(reply);
-                    self.start_attempt(false, timeout);
-                }
-            },
+            Command::Connect {
+                timeout,
+                asker,
+                reply,
+            } => self.on_connect(timeout, asker, reply),
             Command::Reconnect { reply } => {
                 self.waiters.push(reply);
                 match std::mem::replace(&mut self.phase, Phase::Idle) {
@@ -735,11 +838,10 @@ impl Supervisor {
                         lock(&self.shared.state).reconnect_attempts = 1;
                         self.start_attempt(true, None);
                     }
-                    Phase::Idle => {
+                    Phase::Idle | Phase::Waiting { .. } => {
                         lock(&self.shared.state).reconnect_attempts = 1;
                         self.start_attempt(true, None);
                     }
-                    Phase::Waiting(_) => self.start_attempt(true, None),
                 }
             }
             Command::Disconnect { reply } => {
@@ -758,6 +860,99 @@ impl Supervisor {
                     self.probe = None;
                 }
             }
+        }
+    }
+
+    /// A connect command, by who asked (see [`Asker`]).
+    fn on_connect(
+        &mut self,
+        timeout: Option<Duration>,
+        asker: Asker,
+        reply: oneshot::Sender<Result<Client, Error>>,
+    ) {
+        let now = Instant::now();
+        match (&self.phase, asker) {
+            (Phase::Connected(session), _) => {
+                let _ = reply.send(Ok(session.client.clone()));
+            }
+            (Phase::Attempting { .. }, _) => self.waiters.push(reply),
+            // The user's connect from `Error` starts afresh, even while an
+            // implicit caller waits for the pause to end.
+            (
+                Phase::Waiting {
+                    retry: Retry::FromError,
+                    ..
+                },
+                Asker::User,
+            ) => {
+                self.waiters.push(reply);
+                self.fresh_start(timeout);
+            }
+            (Phase::Waiting { sleep, retry }, asker) => {
+                let at = sleep.deadline();
+                match asker {
+                    Asker::User => self.waiters.push(reply),
+                    Asker::Implicit {
+                        deadline: Some(deadline),
+                    } if at <= deadline => self.waiters.push(reply),
+                    Asker::Implicit { .. } => {
+                        let status = match retry {
+                            Retry::Reconnect => ConnectionStatus::Reconnecting,
+                            Retry::FromError => ConnectionStatus::Error,
+                        };
+                        let _ = reply.send(Err(self.backoff_error(status, at - now)));
+                    }
+                }
+            }
+            (Phase::Idle, Asker::User) => {
+                self.waiters.push(reply);
+                self.fresh_start(timeout);
+            }
+            (Phase::Idle, Asker::Implicit { deadline }) => {
+                let gate = match (self.shared.status(), &self.last_failure) {
+                    (ConnectionStatus::Error, Some((failed_at, _))) => {
+                        Some(*failed_at + self.shared.config.max_reconnect_delay)
+                    }
+                    _ => None,
+                };
+                match gate {
+                    // Never connected, disconnected, or the pause is over:
+                    // one attempt, without touching the budget.
+                    None => {
+                        self.waiters.push(reply);
+                        self.start_attempt(false, timeout);
+                    }
+                    Some(at) if at <= now => {
+                        self.waiters.push(reply);
+                        self.start_attempt(false, timeout);
+                    }
+                    Some(at) if deadline.is_some_and(|d| at <= d) => {
+                        self.waiters.push(reply);
+                        self.phase = Phase::Waiting {
+                            sleep: Box::pin(tokio::time::sleep_until(at)),
+                            retry: Retry::FromError,
+                        };
+                    }
+                    Some(at) => {
+                        let _ = reply.send(Err(self.backoff_error(ConnectionStatus::Error, at - now)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The user's connect: a fresh attempt budget, an attempt now.
+    fn fresh_start(&mut self, timeout: Option<Duration>) {
+        lock(&self.shared.state).reconnect_attempts = 0;
+        self.start_attempt(false, timeout);
+    }
+
+    fn backoff_error(&self, status: ConnectionStatus, retry_in: Duration) -> Error {
+        Error::Backoff {
+            connection: self.shared.name.clone(),
+            status,
+            retry_in,
+            cause: self.last_failure.as_ref().map(|(_, e)| Box::new(e.clone())),
         }
     }
 
@@ -815,6 +1010,7 @@ impl Supervisor {
                     Counters::bump(&self.shared.counters.reconnects);
                 }
                 tracing::info!(connection = %self.shared.name, "connected");
+                self.last_failure = None;
                 self.shared.on_connected(client.clone());
                 self.phase = Phase::Connected(session);
                 for waiter in self.waiters.drain(..) {
@@ -831,7 +1027,9 @@ impl Supervisor {
                     let _ = waiter.send(Err(error.clone()));
                 }
                 let retry = reconnect && error.is_retryable();
-                self.backoff_or_give_up(retry);
+                let hint = error.retry_after();
+                self.last_failure = Some((Instant::now(), error));
+                self.backoff_or_give_up(retry, hint);
             }
         }
     }
@@ -847,11 +1045,13 @@ impl Supervisor {
         tracing::warn!(connection = %self.shared.name, %error, "link lost");
         self.shared.record_error(&error);
         let retry = error.is_retryable();
+        let hint = error.retry_after();
+        self.last_failure = Some((Instant::now(), error.clone()));
         self.retire(session, error);
         self.next_probe = None;
         self.probe = None;
         lock(&self.shared.state).reconnect_attempts = 0;
-        self.backoff_or_give_up(retry);
+        self.backoff_or_give_up(retry, hint);
     }
 
     fn on_unhealthy(&mut self, client: &Client, failures: u32) {
@@ -869,8 +1069,10 @@ impl Supervisor {
     }
 
     /// After a lost link or a failed reconnect attempt: wait for the next
-    /// attempt, or settle in `Error` when retrying is off or used up.
-    fn backoff_or_give_up(&mut self, retry: bool) {
+    /// attempt, or settle in `Error` when retrying is off or used up. A
+    /// server's `Retry-After` (`hint`) stretches the delay, capped at
+    /// `max_reconnect_delay`.
+    fn backoff_or_give_up(&mut self, retry: bool, hint: Option<Duration>) {
         let config = &self.shared.config;
         let next = {
             let mut s = lock(&self.shared.state);
@@ -884,7 +1086,10 @@ impl Supervisor {
         };
         match next {
             Some(attempt) => {
-                let delay = self.backoff.delay(attempt);
+                let mut delay = self.backoff.delay(attempt);
+                if let Some(hint) = hint {
+                    delay = delay.max(hint.min(config.max_reconnect_delay));
+                }
                 tracing::info!(
                     connection = %self.shared.name,
                     attempt,
@@ -892,7 +1097,10 @@ impl Supervisor {
                     ?delay,
                     "reconnecting"
                 );
-                self.phase = Phase::Waiting(Box::pin(tokio::time::sleep(delay)));
+                self.phase = Phase::Waiting {
+                    sleep: Box::pin(tokio::time::sleep(delay)),
+                    retry: Retry::Reconnect,
+                };
                 self.shared.set_status(ConnectionStatus::Reconnecting);
             }
             None => {
@@ -914,9 +1122,9 @@ async fn phase_event(phase: &mut Phase) -> Event {
         Phase::Idle => std::future::pending().await,
         Phase::Connected(session) => Event::LinkLost(session.closed().await),
         Phase::Attempting { attempt, .. } => Event::AttemptDone(attempt.as_mut().await),
-        Phase::Waiting(sleep) => {
+        Phase::Waiting { sleep, retry } => {
             sleep.as_mut().await;
-            Event::BackoffElapsed
+            Event::BackoffElapsed(*retry)
         }
     }
 }

@@ -49,7 +49,9 @@ pub mod testing;
 mod transport;
 
 pub use backoff::Backoff;
-pub use config::{ConfigError, ConnectionConfig, HealthProbe, StatusListener, MAX_DURATION};
+pub use config::{
+    ConfigError, ConnectionConfig, DuringBackoff, HealthProbe, StatusListener, MAX_DURATION,
+};
 pub use connection::Connection;
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};
 pub use error::{Error, ErrorKind, ErrorSummary};

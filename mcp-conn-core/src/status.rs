@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
+use crate::error::ErrorSummary;
 use crate::metrics::RequestMetrics;
 
 /// The state of a connection: the seed's five states.
@@ -106,8 +107,8 @@ pub struct ConnectionInfo {
     /// When the current or last session started (wall clock).
     #[serde(serialize_with = "serialize_time")]
     pub last_connected: Option<SystemTime>,
-    /// The last error, as text.
-    pub last_error: Option<String>,
+    /// The last error: its kind, message and whether retrying may help.
+    pub last_error: Option<ErrorSummary>,
     /// Reconnect attempts in the current outage.
     pub reconnect_attempts: u32,
     /// The health score, 0.0 to 1.0.
@@ -150,8 +151,8 @@ pub struct HealthReport {
     /// When the current or last session started (wall clock).
     #[serde(serialize_with = "serialize_time")]
     pub last_connected: Option<SystemTime>,
-    /// The last error, as text.
-    pub last_error: Option<String>,
+    /// The last error: its kind, message and whether retrying may help.
+    pub last_error: Option<ErrorSummary>,
     /// Reconnect attempts in the current outage.
     pub reconnect_attempts: u32,
     /// Successful connects.

@@ -5,14 +5,15 @@ mod common;
 use std::time::Duration;
 
 use mcp_conn_core::testing::ConnectOutcome;
-use mcp_conn_core::{ConnectionConfig, ConnectionStatus, TransportError};
+use mcp_conn_core::{ConnectFailure, ConnectionConfig, ConnectionStatus, TransportError};
 use tokio::time::Instant;
 
 fn refused() -> ConnectOutcome {
-    ConnectOutcome::Refuse(TransportError::Connect {
-        message: "connection refused".into(),
-        retryable: true,
-    })
+    ConnectOutcome::Refuse(TransportError::connect(
+        ConnectFailure::Refused,
+        "memory",
+        None,
+    ))
 }
 
 #[tokio::test(start_paused = true)]
@@ -104,6 +105,8 @@ async fn a_non_retryable_failure_stops_reconnecting_at_once() {
         2,
         "retrying cannot make a program appear"
     );
-    let last = conn.info().last_error.unwrap_or_default();
-    assert!(last.contains("mcp-server-gone"), "{last}");
+    let last = conn.info().last_error.expect("a last error");
+    assert_eq!(last.kind, mcp_conn_core::ErrorKind::Connect);
+    assert!(!last.retryable);
+    assert!(last.message.contains("mcp-server-gone"), "{last}");
 }

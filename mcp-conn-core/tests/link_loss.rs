@@ -91,3 +91,39 @@ async fn an_orderly_eof_is_reported_as_such() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_the_transport_fails_alone_leaves_the_others_and_the_link() {
+    let (conn, _transport, mut server) = common::scripted(common::config());
+    let (client, mut link) = common::connect(&conn, &mut server).await;
+    let (a, b) = (client.clone(), client.clone());
+    let first = tokio::spawn(async move { a.call_tool("echo", json!({"text": "a"})).await });
+    let first_req = common::within("first", link.expect_method("tools/call")).await;
+    let second = tokio::spawn(async move { b.call_tool("echo", json!({"text": "b"})).await });
+    let second_req = common::within("second", link.expect_method("tools/call")).await;
+
+    link.fail_request(
+        first_req.id,
+        TransportError::MessageTooLarge {
+            size: 20 << 20,
+            limit: 16 << 20,
+        },
+    )
+    .await;
+    link.respond(
+        second_req.id,
+        json!({"content": [{"type": "text", "text": "b"}]}),
+    )
+    .await;
+    match common::within("first fails", first).await.expect("task") {
+        Err(Error::Transport { method, source, .. }) => {
+            assert_eq!(method, "tools/call");
+            assert!(matches!(source, TransportError::MessageTooLarge { .. }));
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    let ok = common::within("second", second).await.expect("task");
+    assert_eq!(ok.expect("second succeeds").text(), "b");
+    assert_eq!(conn.status(), ConnectionStatus::Connected);
+    assert!(client.is_open());
+}

@@ -132,11 +132,7 @@ async fn disconnect_during_a_hung_attempt_returns_at_once() {
     transport.script_connects([ConnectOutcome::Hang]);
     drop(link);
     // Wait until the hung attempt has started (after the 1 s backoff).
-    common::within("the second connect", async {
-        while transport.connect_count() < 2 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
+    common::within("the second connect", transport.wait_for_connects(2))
     .await;
     let started = Instant::now();
     conn.disconnect().await;
@@ -157,17 +153,17 @@ async fn a_connect_that_gives_up_reports_the_last_error_until_connect_again() {
             ConnectOutcome::Refuse(TransportError::Http {
                 status: 503,
                 body: String::new(),
+                retry_after: None,
             })
         })
         .take(2),
     );
     drop(link);
     common::wait_status(&conn, ConnectionStatus::Error).await;
-    assert!(conn
-        .info()
-        .last_error
-        .unwrap_or_default()
-        .contains("HTTP 503"));
+    let last = conn.info().last_error.expect("a last error");
+    assert_eq!(last.kind, mcp_conn_core::ErrorKind::Connect);
+    assert!(last.retryable);
+    assert!(last.message.contains("HTTP 503"), "{last}");
     assert!(matches!(conn.client(), Err(Error::NotConnected { .. })));
     let (client, _link) = common::connect(&conn, &mut server).await;
     assert!(client.is_open());

@@ -247,3 +247,39 @@ async fn notifications_reach_subscribers_across_reconnects() {
         ServerNotification::PromptsListChanged
     );
 }
+
+#[tokio::test]
+async fn responses_keep_flowing_while_handlers_are_busy_and_the_writer_is_stuck() {
+    let config = ConnectionConfig {
+        queue_capacity: 8,
+        max_concurrent_server_requests: 32,
+        ..with_handlers()
+    };
+    let (conn, _transport, mut server) = common::scripted(config);
+    let (client, mut link) = common::connect(&conn, &mut server).await;
+    let call = tokio::spawn(async move { client.list_tools().await });
+    let request = common::within("tools/list", link.expect_method("tools/list")).await;
+
+    // From now on the server reads nothing we write: the link's buffer, our
+    // outgoing queue and the reply queue fill up.
+    for n in 0..4500 {
+        link.send(Message::request(RequestId::Int(10_000 + n), "ping", None))
+            .await;
+    }
+    // 32 handlers that never finish, and 40 more requests that wait for them.
+    for n in 0..72 {
+        link.send(Message::request(
+            RequestId::Int(20_000 + n),
+            "elicitation/create",
+            Some(json!({"message": "hang", "requestedSchema": {"type": "object", "properties": {}}})),
+        ))
+        .await;
+    }
+    link.respond(request.id, json!({"tools": [{"name": "late", "inputSchema": {}}]}))
+        .await;
+    let tools = common::within("the answer routed past the busy handlers", call)
+        .await
+        .expect("task")
+        .expect("tools/list succeeds");
+    assert_eq!(tools[0].name, "late");
+}

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use mcp_conn_core::ConnectionConfig;
+use mcp_conn_core::{ConnectionConfig, MAX_DURATION};
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
@@ -35,8 +35,12 @@ pub enum ServerTransport {
     Stdio {
         /// The program.
         command: String,
-        /// Its arguments.
+        /// Its arguments, `${VAR}` expanded.
         args: Vec<String>,
+        /// Its arguments as written, `${VAR}` not expanded: what `Debug`
+        /// shows, since an expanded argument may hold a secret
+        /// (`--header "Authorization: Bearer ${TOKEN}"`).
+        args_as_written: Vec<String>,
         /// Environment variables set for it.
         env: Vec<(String, String)>,
         /// Its working directory.
@@ -59,13 +63,14 @@ impl fmt::Debug for ServerTransport {
         match self {
             ServerTransport::Stdio {
                 command,
-                args,
+                args_as_written,
                 env,
                 cwd,
+                ..
             } => f
                 .debug_struct("Stdio")
                 .field("command", command)
-                .field("args", args)
+                .field("args", args_as_written)
                 .field("env", &env.iter().map(|(k, _)| k).collect::<Vec<_>>())
                 .field("cwd", cwd)
                 .finish(),
@@ -197,6 +202,7 @@ impl Reader<'_> {
                     .string(obj, &path, "command")?
                     .ok_or_else(|| ConfigError::new(format!("{path}.command"), "missing"))?,
                 args: self.strings(obj, &path, "args")?,
+                args_as_written: written_strings(obj, "args"),
                 env: self.string_map(obj, &path, "env")?,
                 cwd: self.string(obj, &path, "cwd")?,
             }
@@ -337,6 +343,20 @@ impl Reader<'_> {
     }
 }
 
+/// The strings of `key` as written (no expansion); checked by `strings`.
+fn written_strings(obj: &Map<String, Value>, key: &str) -> Vec<String> {
+    obj.get(key)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn overrides(
     o: &Map<String, Value>,
     path: &str,
@@ -344,12 +364,27 @@ fn overrides(
 ) -> Result<ConnectionConfig, ConfigError> {
     for (key, value) in o {
         let at = format!("{path}.{key}");
+        // Finite, not negative, and at most `MAX_DURATION`: never a panic
+        // in `Duration::from_secs_f64`, whatever the number.
         let secs = || -> Result<Duration, ConfigError> {
-            value
+            let n = value
                 .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| ConfigError::new(at.clone(), "expected a number of seconds"))
+                .ok_or_else(|| ConfigError::new(at.clone(), "expected a number of seconds"))?;
+            if !n.is_finite() || n < 0.0 {
+                return Err(ConfigError::new(
+                    at.clone(),
+                    format!("{n} is not a number of seconds"),
+                ));
+            }
+            Duration::try_from_secs_f64(n)
+                .ok()
+                .filter(|d| *d <= MAX_DURATION)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        at.clone(),
+                        format!("{n} s is longer than the maximum of {} s", MAX_DURATION.as_secs()),
+                    )
+                })
         };
         match key.as_str() {
             "auto_reconnect" => {
@@ -377,5 +412,8 @@ fn overrides(
             }
         }
     }
+    // Zero intervals, a max delay below the first delay, …: named by field.
+    c.validate()
+        .map_err(|e| ConfigError::new(format!("{path}.{}", e.field), e.message))?;
     Ok(c)
 }

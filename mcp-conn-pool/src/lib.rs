@@ -64,10 +64,12 @@ fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> 
         ServerTransport::Stdio {
             command,
             args,
+            args_as_written,
             env,
             cwd,
         } => {
             let mut t = mcp_transport_stdio::StdioTransport::new(command, args)
+                .args_as_written(args_as_written)
                 .envs(env)
                 .name(server.name.clone());
             if let Some(cwd) = cwd {

@@ -241,7 +241,9 @@ impl ConnectionPool {
         self.insert_with_config(name, transport, config)
     }
 
-    /// Adds a server with its own connection settings.
+    /// Adds a server with its own connection settings. Invalid settings
+    /// ([`ConnectionConfig::validate`]) are refused here, with
+    /// [`mcp_conn_core::Error::InvalidConfig`].
     pub fn insert_with_config(
         &self,
         name: impl Into<String>,
@@ -249,6 +251,13 @@ impl ConnectionPool {
         mut config: ConnectionConfig,
     ) -> Result<Arc<Connection>, Error> {
         let name = name.into();
+        if let Err(source) = config.validate() {
+            return Err(mcp_conn_core::Error::InvalidConfig {
+                connection: Arc::from(name.as_str()),
+                source,
+            }
+            .into());
+        }
         let events = self.inner.events.clone();
         let user_listener = config.status_listener.take();
         config.status_listener = Some(Arc::new(move |name: &str, from, to| {
@@ -306,11 +315,20 @@ impl ConnectionPool {
     }
 
     /// A live client of a server, connecting it first if it is not.
+    ///
+    /// This is a call path, so it never defeats the reconnect backoff (see
+    /// [`Connection::ensure_connected`]): a connected server answers at once
+    /// without a round trip to its supervisor; a server waiting out a
+    /// backoff fails at once with [`mcp_conn_core::Error::Backoff`] (or waits
+    /// for the scheduled attempt with `DuringBackoff::Wait`); a server in
+    /// `Error` is retried at most every `max_reconnect_delay`. It never
+    /// resets a server's attempt budget: [`Connection::connect`] and
+    /// [`ConnectionPool::connect_all`] do.
     pub async fn client(&self, name: &str) -> Result<Client, Error> {
         let conn = self.get(name).ok_or_else(|| Error::UnknownServer {
             name: name.to_owned(),
         })?;
-        Ok(conn.connect().await?)
+        Ok(conn.ensure_connected().await?)
     }
 
     /// The servers' names, sorted.
@@ -339,7 +357,9 @@ impl ConnectionPool {
     }
 
     /// Connects every server, `max_concurrent_connects` at a time; one slow
-    /// or broken server only holds its own slot. Returns each outcome.
+    /// or broken server only holds its own slot. Returns each outcome. This
+    /// is the user's explicit connect ([`Connection::connect`]): a server in
+    /// `Error` starts afresh.
     pub async fn connect_all(&self) -> BTreeMap<String, Result<Client, mcp_conn_core::Error>> {
         let all = self.inner.all();
         futures_util::stream::iter(all)

@@ -81,6 +81,8 @@ pub enum StderrMode {
 pub struct StdioTransport {
     program: OsString,
     args: Vec<OsString>,
+    /// What `Debug` shows instead of `args`, when set.
+    args_as_written: Option<Vec<String>>,
     env: Vec<(OsString, OsString)>,
     env_policy: EnvPolicy,
     cwd: Option<PathBuf>,
@@ -96,9 +98,13 @@ impl fmt::Debug for StdioTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Environment values are secrets: only their names are shown.
         let env_keys: Vec<_> = self.env.iter().map(|(k, _)| k).collect();
-        f.debug_struct("StdioTransport")
-            .field("program", &self.program)
-            .field("args", &self.args)
+        let mut d = f.debug_struct("StdioTransport");
+        d.field("program", &self.program);
+        match &self.args_as_written {
+            Some(written) => d.field("args", written),
+            None => d.field("args", &self.args),
+        };
+        d
             .field("env", &env_keys)
             .field("env_policy", &self.env_policy)
             .field("cwd", &self.cwd)
@@ -119,6 +125,7 @@ impl StdioTransport {
         StdioTransport {
             program: program.as_ref().to_owned(),
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            args_as_written: None,
             env: Vec::new(),
             env_policy: EnvPolicy::default(),
             cwd: None,
@@ -129,6 +136,20 @@ impl StdioTransport {
             sigterm_wait: None,
             name: None,
         }
+    }
+
+    /// The arguments as the user wrote them, before `${VAR}` expansion:
+    /// `Debug` shows these instead of the real ones, which may hold secrets
+    /// (`--header "Authorization: Bearer ${TOKEN}"`). The pool's config
+    /// reader sets them.
+    #[must_use]
+    pub fn args_as_written<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args_as_written = Some(args.into_iter().map(Into::into).collect());
+        self
     }
 
     /// Sets an environment variable for the server (its value is never logged).
