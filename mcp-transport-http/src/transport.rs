@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mcp_conn_core::jsonrpc::{parse_frame, Frame, JsonRpcError, Message, RequestId, Response};
-use mcp_conn_core::{Link, LinkRx, LinkTx, Transport, TransportError};
+use mcp_conn_core::{Inbound, Link, LinkRx, LinkTx, Transport, TransportError};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -356,19 +356,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn request_failed(e: &hyper_util::client::legacy::Error) -> TransportError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message = format!("{message}: {s}");
-        source = s.source();
-    }
-    TransportError::Connect {
-        message,
-        retryable: true,
-    }
-}
-
 impl Shared {
     fn session(&self) -> Option<HeaderValue> {
         lock(&self.session).clone()
@@ -430,10 +417,11 @@ impl Shared {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, TransportError> {
+        let target = req.uri().to_string();
         self.client
             .request(req)
             .await
-            .map_err(|e| request_failed(&e))
+            .map_err(|e| crate::failure::client_error(e, &target))
     }
 
     /// POSTs one message and handles the reply (checklist items 44-50).
@@ -501,6 +489,7 @@ impl Shared {
                         _ => TransportError::Http {
                             status: 403,
                             body: www,
+                            retry_after: None,
                         },
                     });
                 }
@@ -591,6 +580,7 @@ impl Shared {
             403 | 500..=599 => Err(TransportError::Http {
                 status: status.as_u16(),
                 body: text,
+                retry_after: None,
             }),
             code => {
                 // A 4xx about this one message: pass on the server's JSON-RPC
@@ -699,9 +689,8 @@ impl Shared {
                 Ok(true) => return Ok(()),
                 Ok(false) | Err(_) => {
                     let Some(last) = cursor.last_event_id.clone() else {
-                        return Err(TransportError::Protocol(format!(
-                            "the reply stream of request {id} ended before its response and cannot be resumed"
-                        )));
+                        tracing::debug!(%id, "a reply stream ended before its response and cannot be resumed");
+                        return Err(TransportError::Eof);
                     };
                     resumes += 1;
                     if resumes > MAX_RESUMES {
@@ -728,6 +717,7 @@ impl Shared {
             return Err(TransportError::Http {
                 status: resp.status().as_u16(),
                 body: "resuming a stream failed".into(),
+                retry_after: None,
             });
         }
         Ok(resp.into_body())
@@ -836,6 +826,7 @@ impl Shared {
             return Err(TransportError::Http {
                 status: resp.status().as_u16(),
                 body: "re-initializing an expired session failed".into(),
+                retry_after: None,
             });
         }
         *lock(&self.session) = resp.headers().get(SESSION_HEADER).cloned();
@@ -993,6 +984,7 @@ impl Shared {
             return Err(TransportError::Http {
                 status: status.as_u16(),
                 body: "neither Streamable HTTP nor HTTP+SSE is served at this URL".into(),
+                retry_after: None,
             });
         }
         let (found_tx, found_rx) = oneshot::channel::<String>();
@@ -1191,9 +1183,9 @@ struct HttpRx {
 
 #[async_trait]
 impl LinkRx for HttpRx {
-    async fn recv(&mut self) -> Result<Option<Message>, TransportError> {
+    async fn recv(&mut self) -> Result<Option<Inbound>, TransportError> {
         match self.rx.recv().await {
-            Some(Item::Message(m)) => Ok(Some(m)),
+            Some(Item::Message(m)) => Ok(Some(Inbound::Message(m))),
             Some(Item::Fatal(e)) => Err(e),
             None => Ok(None),
         }
