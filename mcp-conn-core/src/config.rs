@@ -258,19 +258,97 @@ mod tests {
     #[test]
     fn every_unworkable_setting_is_named() {
         let cases: Vec<(ConnectionConfig, &str)> = vec![
-            (ConnectionConfig { health_check_interval: Duration::ZERO, ..Default::default() }, "health_check_interval"),
-            (ConnectionConfig { request_timeout: Duration::ZERO, ..Default::default() }, "request_timeout"),
-            (ConnectionConfig { connection_timeout: Duration::ZERO, ..Default::default() }, "connection_timeout"),
-            (ConnectionConfig { health_check_timeout: Duration::ZERO, ..Default::default() }, "health_check_timeout"),
-            (ConnectionConfig { reconnect_delay: Duration::ZERO, ..Default::default() }, "reconnect_delay"),
-            (ConnectionConfig { request_timeout: Duration::from_secs(u64::MAX), ..Default::default() }, "request_timeout"),
-            (ConnectionConfig { close_grace: MAX_DURATION + Duration::from_secs(1), ..Default::default() }, "close_grace"),
-            (ConnectionConfig { max_reconnect_delay: Duration::from_millis(10), ..Default::default() }, "max_reconnect_delay"),
-            (ConnectionConfig { reconnect_jitter: -0.1, ..Default::default() }, "reconnect_jitter"),
-            (ConnectionConfig { reconnect_jitter: 1.5, ..Default::default() }, "reconnect_jitter"),
-            (ConnectionConfig { reconnect_jitter: f64::NAN, ..Default::default() }, "reconnect_jitter"),
-            (ConnectionConfig { queue_capacity: 0, ..Default::default() }, "queue_capacity"),
-            (ConnectionConfig { max_concurrent_server_requests: 0, ..Default::default() }, "max_concurrent_server_requests"),
+            (
+                ConnectionConfig {
+                    health_check_interval: Duration::ZERO,
+                    ..Default::default()
+                },
+                "health_check_interval",
+            ),
+            (
+                ConnectionConfig {
+                    request_timeout: Duration::ZERO,
+                    ..Default::default()
+                },
+                "request_timeout",
+            ),
+            (
+                ConnectionConfig {
+                    connection_timeout: Duration::ZERO,
+                    ..Default::default()
+                },
+                "connection_timeout",
+            ),
+            (
+                ConnectionConfig {
+                    health_check_timeout: Duration::ZERO,
+                    ..Default::default()
+                },
+                "health_check_timeout",
+            ),
+            (
+                ConnectionConfig {
+                    reconnect_delay: Duration::ZERO,
+                    ..Default::default()
+                },
+                "reconnect_delay",
+            ),
+            (
+                ConnectionConfig {
+                    request_timeout: Duration::from_secs(u64::MAX),
+                    ..Default::default()
+                },
+                "request_timeout",
+            ),
+            (
+                ConnectionConfig {
+                    close_grace: MAX_DURATION + Duration::from_secs(1),
+                    ..Default::default()
+                },
+                "close_grace",
+            ),
+            (
+                ConnectionConfig {
+                    max_reconnect_delay: Duration::from_millis(10),
+                    ..Default::default()
+                },
+                "max_reconnect_delay",
+            ),
+            (
+                ConnectionConfig {
+                    reconnect_jitter: -0.1,
+                    ..Default::default()
+                },
+                "reconnect_jitter",
+            ),
+            (
+                ConnectionConfig {
+                    reconnect_jitter: 1.5,
+                    ..Default::default()
+                },
+                "reconnect_jitter",
+            ),
+            (
+                ConnectionConfig {
+                    reconnect_jitter: f64::NAN,
+                    ..Default::default()
+                },
+                "reconnect_jitter",
+            ),
+            (
+                ConnectionConfig {
+                    queue_capacity: 0,
+                    ..Default::default()
+                },
+                "queue_capacity",
+            ),
+            (
+                ConnectionConfig {
+                    max_concurrent_server_requests: 0,
+                    ..Default::default()
+                },
+                "max_concurrent_server_requests",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().expect_err(field);

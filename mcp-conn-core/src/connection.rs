@@ -934,7 +934,8 @@ impl Supervisor {
                         };
                     }
                     Some(at) => {
-                        let _ = reply.send(Err(self.backoff_error(ConnectionStatus::Error, at - now)));
+                        let _ =
+                            reply.send(Err(self.backoff_error(ConnectionStatus::Error, at - now)));
                     }
                 }
             }

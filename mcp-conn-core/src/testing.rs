@@ -166,9 +166,7 @@ impl Transport for MockTransport {
             links
                 .send(link)
                 .await
-                .map_err(|_| {
-                    TransportError::connect(ConnectFailure::Refused, "memory", None)
-                })?;
+                .map_err(|_| TransportError::connect(ConnectFailure::Refused, "memory", None))?;
         }
         Ok(Link::new(
             MockTx {

@@ -435,7 +435,10 @@ mod tests {
             Some(Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)) as Cause),
         );
         assert!(refused.is_refused() && refused.is_retryable() && !refused.is_tls());
-        assert!(std::error::Error::source(&refused).is_some(), "the cause is kept");
+        assert!(
+            std::error::Error::source(&refused).is_some(),
+            "the cause is kept"
+        );
         let tls = TransportError::connect(ConnectFailure::Tls, "https://x/", None);
         assert!(tls.is_tls() && !tls.is_retryable());
         let busy = TransportError::Http {
@@ -446,7 +449,16 @@ mod tests {
         assert!(busy.is_retryable());
         assert_eq!(busy.http_status(), Some(429));
         assert_eq!(busy.retry_after(), Some(Duration::from_secs(3)));
-        assert!(!TransportError::Http { status: 404, body: String::new(), retry_after: None }.is_retryable());
-        assert!(TransportError::Timeout { what: "x".into(), after: Duration::ZERO }.is_timeout());
+        assert!(!TransportError::Http {
+            status: 404,
+            body: String::new(),
+            retry_after: None
+        }
+        .is_retryable());
+        assert!(TransportError::Timeout {
+            what: "x".into(),
+            after: Duration::ZERO
+        }
+        .is_timeout());
     }
 }

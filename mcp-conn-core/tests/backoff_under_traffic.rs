@@ -51,10 +51,15 @@ async fn calls_every_25ms_during_an_outage_follow_the_schedule() {
     // 5 s of steady traffic, through both the implicit and the explicit path.
     for tick in 0..200 {
         match conn.ensure_connected().await {
-            Err(Error::Backoff { retry_in, cause, .. }) => {
+            Err(Error::Backoff {
+                retry_in, cause, ..
+            }) => {
                 backoff_errors += 1;
                 assert!(retry_in <= Duration::from_secs(10), "{retry_in:?}");
-                assert!(cause.is_some(), "the error says why the last attempt failed");
+                assert!(
+                    cause.is_some(),
+                    "the error says why the last attempt failed"
+                );
             }
             Err(e) => assert!(e.is_retryable() || tick > 0, "{e}"),
             Ok(_) => panic!("nothing accepts connects"),
@@ -119,7 +124,11 @@ async fn after_error_implicit_connects_retry_at_most_every_max_delay() {
         attempts_after(&transport, died),
         [200, 600, 2600, 4600, 6600, 8600],
     );
-    assert_eq!(conn.info().reconnect_attempts, 2, "the budget was not reset");
+    assert_eq!(
+        conn.info().reconnect_attempts,
+        2,
+        "the budget was not reset"
+    );
     assert_eq!(conn.status(), ConnectionStatus::Error);
 
     // Only the user's connect starts afresh, at once.

@@ -52,8 +52,7 @@ async fn probes_feed_the_seed_score_and_k_failures_reconnect() {
     assert_eq!(third.consecutive_failures, 3);
     // The third failure replaces the session: reconnect after one backoff step.
     common::wait_status(&conn, ConnectionStatus::Connected).await;
-    common::within("reconnect", transport.wait_for_connects(2))
-    .await;
+    common::within("reconnect", transport.wait_for_connects(2)).await;
     assert_eq!(conn.info().metrics.health_checks_failed, 3);
     assert_eq!(
         conn.info().error_count,

@@ -132,8 +132,7 @@ async fn disconnect_during_a_hung_attempt_returns_at_once() {
     transport.script_connects([ConnectOutcome::Hang]);
     drop(link);
     // Wait until the hung attempt has started (after the 1 s backoff).
-    common::within("the second connect", transport.wait_for_connects(2))
-    .await;
+    common::within("the second connect", transport.wait_for_connects(2)).await;
     let started = Instant::now();
     conn.disconnect().await;
     assert_eq!(Instant::now(), started);

@@ -271,12 +271,17 @@ async fn responses_keep_flowing_while_handlers_are_busy_and_the_writer_is_stuck(
         link.send(Message::request(
             RequestId::Int(20_000 + n),
             "elicitation/create",
-            Some(json!({"message": "hang", "requestedSchema": {"type": "object", "properties": {}}})),
+            Some(
+                json!({"message": "hang", "requestedSchema": {"type": "object", "properties": {}}}),
+            ),
         ))
         .await;
     }
-    link.respond(request.id, json!({"tools": [{"name": "late", "inputSchema": {}}]}))
-        .await;
+    link.respond(
+        request.id,
+        json!({"tools": [{"name": "late", "inputSchema": {}}]}),
+    )
+    .await;
     let tools = common::within("the answer routed past the busy handlers", call)
         .await
         .expect("task")

@@ -373,7 +373,7 @@ fn overrides(
             if !n.is_finite() || n < 0.0 {
                 return Err(ConfigError::new(
                     at.clone(),
-                    format!("{n} is not a number of seconds"),
+                    format!("expected a number of seconds (finite, not negative), got {n}"),
                 ));
             }
             Duration::try_from_secs_f64(n)
@@ -382,7 +382,10 @@ fn overrides(
                 .ok_or_else(|| {
                     ConfigError::new(
                         at.clone(),
-                        format!("{n} s is longer than the maximum of {} s", MAX_DURATION.as_secs()),
+                        format!(
+                            "{n} s is longer than the maximum of {} s",
+                            MAX_DURATION.as_secs()
+                        ),
                     )
                 })
         };

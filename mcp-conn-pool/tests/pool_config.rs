@@ -37,6 +37,7 @@ fn reads_every_kind_of_server() {
         ServerTransport::Stdio {
             command: "npx".into(),
             args: vec!["-y".into(), "server-fs".into(), "/home/ada/docs".into()],
+            args_as_written: vec!["-y".into(), "server-fs".into(), "${HOME}/docs".into()],
             env: vec![("API_TOKEN".into(), "s3cret".into())],
             cwd: Some("/home/ada".into()),
         }
@@ -228,4 +229,58 @@ fn a_pool_from_config_skips_disabled_servers_and_checks_urls() {
     );
     let err = ConnectionPool::from_config_file("/no/such/mcp.json").expect_err("no file");
     assert!(err.to_string().contains("/no/such/mcp.json"), "{err}");
+}
+
+#[test]
+fn arguments_holding_a_secret_stay_out_of_debug() {
+    let servers = parse(
+        r#"{"mcpServers": {"gh": {"command": "mcp-remote", "args": ["https://x/mcp", "--header", "Authorization: Bearer ${TOKEN}"]}}}"#,
+    )
+    .expect("parses");
+    let ServerTransport::Stdio { args, .. } = &servers[0].transport else {
+        panic!("stdio")
+    };
+    assert_eq!(
+        args[2], "Authorization: Bearer s3cret",
+        "the real argument is expanded"
+    );
+    let shown = format!("{:?}", servers[0]);
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("${TOKEN}"), "shown as written: {shown}");
+    let pool = mcp_conn_pool::ConnectionPool::from_config_str(
+        r#"{"mcpServers": {"gh": {"command": "mcp-remote", "args": ["--header", "Authorization: Bearer ${HOME}"]}}}"#,
+    )
+    .expect("pool");
+    let home = std::env::var("HOME").unwrap_or_default();
+    let conn = format!("{:?}", pool.get("gh").expect("server"));
+    assert!(
+        home.is_empty() || !conn.contains(&format!("Bearer {home}")),
+        "{conn}"
+    );
+}
+
+#[test]
+fn durations_that_cannot_be_are_errors_naming_the_field_never_panics() {
+    for (value, field) in [
+        ("1e20", "request_timeout"),
+        ("-1", "request_timeout"),
+        ("1e308", "reconnect_delay"),
+        ("0", "health_check_interval"),
+        ("0", "request_timeout"),
+    ] {
+        let doc = format!(
+            r#"{{"mcpServers": {{"s": {{"command": "x", "connection": {{"{field}": {value}}}}}}}}}"#
+        );
+        let err = parse(&doc).expect_err(&doc);
+        assert!(
+            err.starts_with(&format!("servers.s.connection.{field}:")),
+            "{err}"
+        );
+    }
+    let err = parse(r#"{"mcpServers": {"s": {"command": "x", "connection": {"reconnect_delay": 10, "max_reconnect_delay": 1}}}}"#)
+        .expect_err("max below first");
+    assert!(
+        err.starts_with("servers.s.connection.max_reconnect_delay:"),
+        "{err}"
+    );
 }

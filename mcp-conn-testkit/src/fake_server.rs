@@ -23,6 +23,8 @@
 //! | `reject-version` | answers `initialize` with protocol version 1999-01-01 |
 //!
 //! With `FAKE_MCP_PIDFILE=path`, it writes `pid N` (and `grandchild N`) there.
+//! With `FAKE_MCP_STARTLOG=path`, it appends a line `start N` there each time
+//! it starts, so a test can count starts.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::sync::atomic::AtomicBool;
@@ -135,6 +137,16 @@ fn text_result(text: &str) -> Value {
 
 /// Runs the server until stdin ends (or forever, in some modes).
 pub fn run(mode: Mode) -> i32 {
+    if let Some(log) = std::env::var_os("FAKE_MCP_STARTLOG") {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| writeln!(f, "start {}", std::process::id()));
+        if let Err(e) = appended {
+            eprintln!("fake-mcp-server: cannot write the start log: {e}");
+        }
+    }
     let pidfile = std::env::var_os("FAKE_MCP_PIDFILE");
     let mut pids = format!("pid {}\n", std::process::id());
     if mode == Mode::IgnoreSigterm {

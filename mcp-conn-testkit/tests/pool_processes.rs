@@ -125,3 +125,91 @@ async fn crashing_servers_never_disturb_the_others() {
     })
     .await;
 }
+
+/// Steady traffic (a call every 25 ms for 5 s) against a server that dies
+/// at every start-up, and against one whose program does not exist: starts
+/// follow the schedule (one attempt, then at most one every
+/// `max_reconnect_delay` = 1 s), not the traffic (36-44 and 190 starts
+/// before this was fixed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_traffic_never_defeats_the_backoff() {
+    let fake = env!("CARGO_BIN_EXE_fake-mcp-server");
+    let dir = std::env::temp_dir().join(format!("mcp-conn-storm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let startlog = dir.join("starts");
+    let _ = std::fs::remove_file(&startlog);
+    let config = PoolConfig {
+        default_connection: ConnectionConfig {
+            reconnect_delay: Duration::from_millis(200),
+            max_reconnect_delay: Duration::from_secs(1),
+            max_reconnect_attempts: 5,
+            reconnect_jitter: 0.0,
+            close_grace: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let doc = format!(
+        r#"{{"mcpServers": {{
+            "crashy": {{"command": "{fake}", "args": ["exit-during-initialize"], "env": {{"FAKE_MCP_STARTLOG": "{}"}}}},
+            "missing": {{"command": "mcp-conn-no-such-program"}}
+        }}}}"#,
+        startlog.display()
+    );
+    let pool = ConnectionPool::from_config_str_with(&doc, config).expect("config");
+    let mut missing_tries = 0;
+    let mut backoff_errors = 0;
+    let traffic = async {
+        for _ in 0..200 {
+            for name in ["crashy", "missing"] {
+                match pool.call_tool_on(name, "echo", json!({"text": "hi"})).await {
+                    Ok(_) => panic!("{name} cannot answer"),
+                    Err(mcp_conn_pool::Error::Connection(mcp_conn_core::Error::Backoff {
+                        retry_in,
+                        ..
+                    })) => {
+                        assert!(retry_in <= Duration::from_secs(1), "{retry_in:?}");
+                        backoff_errors += 1;
+                    }
+                    Err(mcp_conn_pool::Error::Connection(e)) => {
+                        assert!(
+                            matches!(
+                                e,
+                                mcp_conn_core::Error::Connect { .. }
+                                    | mcp_conn_core::Error::Timeout { .. }
+                            ),
+                            "{name}: {e}"
+                        );
+                        if name == "missing" {
+                            missing_tries += 1;
+                        }
+                    }
+                    Err(e) => panic!("{name}: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    within("5 s of traffic", traffic).await;
+    let starts = std::fs::read_to_string(&startlog)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    // At t = 0, then at most once a second: 6 in 5 s, 7 allowing for the
+    // time the calls themselves take.
+    assert!(
+        (1..=7).contains(&starts),
+        "crash-looping server started {starts} times"
+    );
+    assert!(
+        (1..=7).contains(&missing_tries),
+        "missing program tried {missing_tries} times"
+    );
+    assert!(
+        backoff_errors > 300,
+        "the rest failed fast: {backoff_errors}"
+    );
+    eprintln!("starts: {starts}, missing tried: {missing_tries}, fast failures: {backoff_errors}");
+    within("shutdown", pool.shutdown()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -231,8 +231,7 @@ async fn exit_during_initialize_reports_status_and_stderr() {
     assert!(conn
         .info()
         .last_error
-        .unwrap_or_default()
-        .contains("FAKE_API_KEY"));
+        .is_some_and(|e| e.message.contains("FAKE_API_KEY")));
 }
 
 #[tokio::test]
@@ -433,6 +432,10 @@ async fn an_idle_server_dying_is_noticed_without_any_request() {
     within("connect", conn.connect()).await.expect("connects");
     kill9(pids.pids().await.0);
     common::wait_status(&conn, ConnectionStatus::Error).await;
-    let last = conn.info().last_error.unwrap_or_default();
+    let last = conn
+        .info()
+        .last_error
+        .map(|e| e.message)
+        .unwrap_or_default();
     assert!(last.contains("signal 9"), "{last}");
 }

@@ -104,8 +104,7 @@ impl fmt::Debug for StdioTransport {
             Some(written) => d.field("args", written),
             None => d.field("args", &self.args),
         };
-        d
-            .field("env", &env_keys)
+        d.field("env", &env_keys)
             .field("env_policy", &self.env_policy)
             .field("cwd", &self.cwd)
             .field("stderr", &self.stderr)
