@@ -12,7 +12,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +22,6 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::lock;
 use crate::jsonrpc::{parse_frame, Frame, JsonRpcError, Message, Request, RequestId, Response};
 use crate::protocol::LATEST_PROTOCOL_VERSION;
 use crate::transport::{ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError};
@@ -108,7 +109,7 @@ impl MockTransport {
     /// Queues what the next `connect()` calls do, in order; after the
     /// script runs out, connects are accepted.
     pub fn script_connects(&self, outcomes: impl IntoIterator<Item = ConnectOutcome>) {
-        lock(&self.shared.script).extend(outcomes);
+        self.shared.script.lock().extend(outcomes);
     }
 
     /// How many times `connect()` was called.
@@ -127,13 +128,13 @@ impl MockTransport {
     /// When each `connect()` was called (tokio time, so exact under
     /// `start_paused`).
     pub fn connect_times(&self) -> Vec<tokio::time::Instant> {
-        lock(&self.shared.connect_times).clone()
+        self.shared.connect_times.lock().clone()
     }
 
     /// Ends every link served by a [`FakeServer`] now, as if the server
     /// process died (the client sees EOF).
     pub fn kill_links(&self) {
-        let mut kill = lock(&self.shared.kill);
+        let mut kill = self.shared.kill.lock();
         kill.cancel();
         *kill = CancellationToken::new();
     }
@@ -143,9 +144,15 @@ impl MockTransport {
 impl Transport for MockTransport {
     async fn connect(&self) -> Result<Link, TransportError> {
         let n = self.shared.connects.fetch_add(1, Ordering::SeqCst) + 1;
-        lock(&self.shared.connect_times).push(tokio::time::Instant::now());
+        self.shared
+            .connect_times
+            .lock()
+            .push(tokio::time::Instant::now());
         self.shared.connects_seen.send_replace(n);
-        let outcome = lock(&self.shared.script)
+        let outcome = self
+            .shared
+            .script
+            .lock()
             .pop_front()
             .unwrap_or(ConnectOutcome::Accept);
         match outcome {
@@ -160,7 +167,7 @@ impl Transport for MockTransport {
             tx: to_client,
         };
         if let Some(fake) = &self.shared.fake {
-            let kill = lock(&self.shared.kill).clone();
+            let kill = self.shared.kill.lock().clone();
             tokio::spawn(fake.clone().serve(link, kill));
         } else if let Some(links) = &self.shared.links {
             links

@@ -1,0 +1,297 @@
+//! The state a connection's handle and supervisor share: status, counters,
+//! health bookkeeping, and the reports made from them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use crate::config::{ConnectionConfig, HealthProbe};
+use crate::engine::{
+    Client, EngineConfig, Handshake, InitializeHandshake, RequestOptions, Session,
+};
+use crate::error::{Error, ErrorSummary};
+use crate::health::HealthHistory;
+use crate::metrics::Counters;
+use crate::notification::ServerNotification;
+use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
+use crate::transport::Transport;
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) client: Option<Client>,
+    pub(super) last_connected: Option<SystemTime>,
+    pub(super) connected_since: Option<Instant>,
+    pub(super) closed_uptime: Duration,
+    pub(super) last_error: Option<ErrorSummary>,
+    pub(super) reconnect_attempts: u32,
+    pub(super) connection_count: u64,
+    pub(super) error_count: u64,
+    pub(super) health: HealthHistory,
+    pub(super) last_probe_latency: Option<Duration>,
+    pub(super) probe_latency_ewma: Option<Duration>,
+    pub(super) monitoring: bool,
+}
+
+pub(super) struct Shared {
+    pub(super) name: Arc<str>,
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) config: ConnectionConfig,
+    pub(super) status: watch::Sender<ConnectionStatus>,
+    pub(super) state: Mutex<State>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) notifications: broadcast::Sender<ServerNotification>,
+}
+
+impl Shared {
+    pub(super) fn closed(&self) -> Error {
+        Error::Closed {
+            connection: self.name.clone(),
+        }
+    }
+
+    /// The one place the status changes: checks the state machine, logs,
+    /// tells the listener (in order), and wakes watchers.
+    pub(super) fn set_status(&self, to: ConnectionStatus) {
+        self.set_status_from(None, to);
+    }
+
+    /// [`Shared::set_status`], only if the status is `from` now (when
+    /// given). Returns whether it changed.
+    pub(super) fn set_status_from(
+        &self,
+        from: Option<ConnectionStatus>,
+        to: ConnectionStatus,
+    ) -> bool {
+        self.status.send_if_modified(|current| {
+            if *current == to || from.is_some_and(|from| *current != from) {
+                return false;
+            }
+            if !current.can_become(to) {
+                tracing::warn!(connection = %self.name, from = %current, %to, "unexpected status change");
+            }
+            tracing::debug!(connection = %self.name, from = %current, %to, "status");
+            if let Some(listener) = &self.config.status_listener {
+                listener(&self.name, *current, to);
+            }
+            *current = to;
+            true
+        })
+    }
+
+    pub(super) fn status(&self) -> ConnectionStatus {
+        *self.status.borrow()
+    }
+
+    pub(super) fn live_client(&self) -> Option<Client> {
+        if *self.status.borrow() != ConnectionStatus::Connected {
+            return None;
+        }
+        self.state.lock().client.clone().filter(Client::is_open)
+    }
+
+    pub(super) fn engine_config(self: &Arc<Self>) -> EngineConfig {
+        EngineConfig {
+            name: self.name.clone(),
+            request_timeout: self.config.request_timeout,
+            handlers: self.config.handlers.clone(),
+            notifications: self.notifications.clone(),
+            counters: self.counters.clone(),
+            queue_capacity: self.config.queue_capacity,
+            max_server_requests: self.config.max_concurrent_server_requests,
+            close_grace: self.config.close_grace,
+            on_link_lost: Some(self.link_lost_hook()),
+        }
+    }
+
+    /// Moves the status off `Connected` the moment a live link is found
+    /// lost, before callers hear of it; the supervisor then takes over.
+    pub(super) fn link_lost_hook(self: &Arc<Self>) -> crate::engine::LinkLostHook {
+        let recovers = self.config.auto_reconnect && self.config.max_reconnect_attempts > 0;
+        // Weak: the engine's session is owned (through the client kept in
+        // `state`) by this `Shared`.
+        let shared = Arc::downgrade(self);
+        Arc::new(move |error: &Error| {
+            let to = if recovers && error.is_retryable() {
+                ConnectionStatus::Reconnecting
+            } else {
+                ConnectionStatus::Error
+            };
+            if let Some(shared) = shared.upgrade() {
+                shared.set_status_from(Some(ConnectionStatus::Connected), to);
+            }
+        })
+    }
+
+    /// Opens a link and runs the handshake, all within `timeout`.
+    pub(super) async fn open_session(self: Arc<Self>, timeout: Duration) -> Result<Session, Error> {
+        let attempt = async {
+            let link = self
+                .transport
+                .connect()
+                .await
+                .map_err(|source| Error::Connect {
+                    connection: self.name.clone(),
+                    source,
+                })?;
+            let session = Session::start(link, &self.engine_config());
+            // On failure the session is dropped, which closes the link. The
+            // outer deadline below governs, so the request's own timeout is
+            // set past it.
+            let handshake = InitializeHandshake {
+                client_info: &self.config.client_info,
+                capabilities: self.config.handlers.capabilities(),
+                timeout: timeout.saturating_mul(2),
+            };
+            handshake.run(&session).await.map_err(|e| match e {
+                // A link lost during the handshake is a failed connect, on
+                // every transport.
+                Error::ConnectionLost { connection, reason } => Error::Connect {
+                    connection,
+                    source: reason,
+                },
+                other => other,
+            })?;
+            Ok(session)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Timeout {
+                connection: self.name.clone(),
+                operation: "connect".into(),
+                after: timeout,
+            }),
+        }
+    }
+
+    pub(super) fn on_connected(&self, client: Client) {
+        {
+            let mut s = self.state.lock();
+            s.client = Some(client);
+            s.connected_since = Some(Instant::now());
+            s.last_connected = Some(SystemTime::now());
+            s.last_error = None;
+            s.reconnect_attempts = 0;
+            s.connection_count += 1;
+            s.health.reset_streak();
+        }
+        self.set_status(ConnectionStatus::Connected);
+    }
+
+    pub(super) fn on_session_end(&self) {
+        let mut s = self.state.lock();
+        s.client = None;
+        if let Some(since) = s.connected_since.take() {
+            s.closed_uptime += since.elapsed();
+        }
+    }
+
+    pub(super) fn record_error(&self, error: &Error) {
+        let mut s = self.state.lock();
+        s.error_count += 1;
+        s.last_error = Some(ErrorSummary::from(error));
+    }
+
+    /// Runs one probe. Returns the report and, when the failure streak has
+    /// reached the limit, the client whose session should be replaced.
+    pub(super) async fn health_check(&self) -> (HealthReport, Option<(Client, u32)>) {
+        let Some(client) = self.live_client() else {
+            return (self.report(false, Some("Not connected".into()), None), None);
+        };
+        let opts = RequestOptions::new().timeout(self.config.health_check_timeout);
+        let started = Instant::now();
+        let outcome = match self.config.health_probe {
+            HealthProbe::Ping => client.ping_with(&opts).await,
+            HealthProbe::ListTools => client
+                .request::<serde_json::Value>("tools/list", None, &opts)
+                .await
+                .map(drop),
+        };
+        let latency = started.elapsed();
+        let failures = {
+            let mut s = self.state.lock();
+            s.health.record(outcome.is_ok());
+            match &outcome {
+                Ok(()) => {
+                    s.last_probe_latency = Some(latency);
+                    s.probe_latency_ewma = Some(match s.probe_latency_ewma {
+                        Some(avg) => avg.mul_f64(0.7) + latency.mul_f64(0.3),
+                        None => latency,
+                    });
+                }
+                Err(e) => {
+                    s.error_count += 1;
+                    s.last_error = Some(ErrorSummary::from(e));
+                    Counters::bump(&self.counters.health_checks_failed);
+                }
+            }
+            s.health.consecutive_failures()
+        };
+        let limit = self.config.max_consecutive_health_failures;
+        let unhealthy =
+            (outcome.is_err() && limit > 0 && failures >= limit).then_some((client, failures));
+        let report = match outcome {
+            Ok(()) => self.report(true, None, Some(latency)),
+            Err(e) => self.report(false, Some(e.to_string()), None),
+        };
+        (report, unhealthy)
+    }
+
+    pub(super) fn uptime(s: &State) -> Duration {
+        s.closed_uptime + s.connected_since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    pub(super) fn report(
+        &self,
+        ok: bool,
+        error: Option<String>,
+        latency: Option<Duration>,
+    ) -> HealthReport {
+        let status = *self.status.borrow();
+        let connected = self.live_client().is_some();
+        let s = self.state.lock();
+        HealthReport {
+            name: self.name.to_string(),
+            status,
+            connected,
+            health_score: s.health.score(),
+            last_connected: s.last_connected,
+            last_error: s.last_error.clone(),
+            reconnect_attempts: s.reconnect_attempts,
+            connection_count: s.connection_count,
+            error_count: s.error_count,
+            uptime: Self::uptime(&s),
+            transport_type: self.transport.kind(),
+            ok,
+            error,
+            latency,
+            consecutive_failures: s.health.consecutive_failures(),
+        }
+    }
+
+    pub(super) fn info(&self) -> ConnectionInfo {
+        let status = *self.status.borrow();
+        let s = self.state.lock();
+        let server = s.client.as_ref().and_then(|c| c.server().cloned());
+        ConnectionInfo {
+            name: self.name.to_string(),
+            transport_type: self.transport.kind(),
+            status,
+            last_connected: s.last_connected,
+            last_error: s.last_error.clone(),
+            reconnect_attempts: s.reconnect_attempts,
+            health_score: s.health.score(),
+            connection_count: s.connection_count,
+            error_count: s.error_count,
+            total_uptime: Self::uptime(&s),
+            last_probe_latency: s.last_probe_latency,
+            probe_latency_ewma: s.probe_latency_ewma,
+            metrics: self.counters.snapshot(),
+            server_name: server.as_ref().map(|r| r.server_info.name.clone()),
+            server_version: server.as_ref().map(|r| r.server_info.version.clone()),
+            protocol_version: server.map(|r| r.protocol_version),
+        }
+    }
+}
