@@ -1,4 +1,4 @@
-//! One stdio server: connect, list tools, call one, disconnect (the seed's
+//! One stdio server: connect, list tools, call one, disconnect (the Python original's
 //! first example). `cargo run -p examples --example basic`
 
 use examples::{demo_server, serve_if_demo_server};

@@ -106,7 +106,7 @@ async fn main() -> Result<(), Error> {
     let report = beta.health_check().await;
     println!(
         "  beta health check: ok={} latency={:?} score={:.2}",
-        report.ok, report.latency, report.health_score
+        report.ok, report.latency, report.connection.health_score
     );
 
     println!("\n4. Final state");

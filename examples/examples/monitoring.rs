@@ -1,6 +1,6 @@
 //! Health monitoring and auto-reconnect, live: the server process is killed
 //! with SIGKILL twice, and the connection brings it back by itself (the
-//! seed's second example). `cargo run -p examples --example monitoring`
+//! the Python original's second example). `cargo run -p examples --example monitoring`
 
 use std::time::Duration;
 

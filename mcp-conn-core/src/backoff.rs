@@ -1,4 +1,4 @@
-//! Reconnect delays: the seed's exponential schedule plus jitter.
+//! Reconnect delays: the Python original's exponential schedule plus jitter.
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// Attempt `n` (1-based) waits `min(initial · 2^(n-1), max)`, then a random
 /// factor in `[1 - jitter, 1 + jitter]` is applied (and the result capped at
-/// `max` again). With `jitter = 0` the schedule is exactly the seed's.
+/// `max` again). With `jitter = 0` the schedule is exactly the Python original's.
 /// The random source is seedable so tests can predict it.
 ///
 /// ```

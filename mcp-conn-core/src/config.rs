@@ -35,7 +35,7 @@ pub enum DuringBackoff {
     Wait,
 }
 
-/// Settings of a [`crate::Connection`]. The first six fields are the seed's
+/// Settings of a [`crate::Connection`]. The first six fields are the Python original's
 /// keyword arguments, with its defaults; write only what you change:
 ///
 /// ```
@@ -71,7 +71,7 @@ pub struct ConnectionConfig {
     /// Default 3; 0 never reconnects on health checks.
     pub max_consecutive_health_failures: u32,
     /// Random spread of each reconnect delay, as a fraction (0.2 = ±20 %).
-    /// Default 0.2; 0 gives the seed's exact schedule.
+    /// Default 0.2; 0 gives the Python original's exact schedule.
     pub reconnect_jitter: f64,
     /// Seed of the jitter's random source, for reproducible tests. Default `None`.
     pub jitter_seed: Option<u64>,

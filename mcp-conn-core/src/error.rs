@@ -40,7 +40,7 @@ pub enum Error {
         source: TransportError,
     },
     /// Something took longer than allowed. This is a local timeout, never an
-    /// error sent by the server (checklist item 9).
+    /// error sent by the server.
     #[error("connection `{connection}`: {operation} timed out after {after:?}")]
     Timeout {
         /// The connection's name.
@@ -86,7 +86,7 @@ pub enum Error {
         offered: String,
     },
     /// The server did not declare the capability this call needs, so the call
-    /// was not sent (checklist item 18).
+    /// was not sent.
     #[error("connection `{connection}`: server does not support `{method}` (capability `{capability}` not declared)")]
     CapabilityNotSupported {
         /// The connection's name.
@@ -129,6 +129,17 @@ pub enum Error {
         #[source]
         cause: Option<Box<Error>>,
     },
+    /// The caller's arguments cannot be sent (e.g. tool arguments that are
+    /// not a JSON object); nothing was sent.
+    #[error("connection `{connection}`: invalid arguments for `{method}`: {message}")]
+    InvalidArguments {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// The method that was refused.
+        method: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The connection's settings are invalid (see
     /// [`crate::ConnectionConfig::validate`]); nothing was started.
     #[error("connection `{connection}`: {source}")]
@@ -156,7 +167,8 @@ impl Error {
             | Error::Closed { connection }
             | Error::Transport { connection, .. }
             | Error::Backoff { connection, .. }
-            | Error::InvalidConfig { connection, .. } => connection,
+            | Error::InvalidConfig { connection, .. }
+            | Error::InvalidArguments { connection, .. } => connection,
         }
     }
 
@@ -178,6 +190,7 @@ impl Error {
             | Error::UnsupportedVersion { .. }
             | Error::CapabilityNotSupported { .. }
             | Error::InvalidConfig { .. }
+            | Error::InvalidArguments { .. }
             | Error::Closed { .. } => false,
         }
     }
@@ -221,6 +234,7 @@ impl Error {
             Error::Transport { .. } => ErrorKind::Transport,
             Error::Backoff { .. } => ErrorKind::Backoff,
             Error::InvalidConfig { .. } => ErrorKind::InvalidConfig,
+            Error::InvalidArguments { .. } => ErrorKind::InvalidArguments,
         }
     }
 
@@ -269,6 +283,8 @@ pub enum ErrorKind {
     Backoff,
     /// [`Error::InvalidConfig`].
     InvalidConfig,
+    /// [`Error::InvalidArguments`].
+    InvalidArguments,
 }
 
 /// The last error of a connection, as [`crate::ConnectionInfo`] reports it:

@@ -1,7 +1,7 @@
 //! Handlers for the requests a server may send to the client.
 //!
 //! A capability is declared in `initialize` only when its handler is
-//! registered (checklist item 11); without one, the request is answered with
+//! registered; without one, the request is answered with
 //! `-32601` (items 36, 37). `ping` is always answered by the engine itself.
 
 use std::fmt;

@@ -1,11 +1,11 @@
-//! The health score: the seed's weighted average of recent probe outcomes.
+//! The health score: the Python original's weighted average of recent probe outcomes.
 
 use std::collections::VecDeque;
 
-/// How many recent outcomes the score looks at (the seed's 10).
+/// How many recent outcomes the score looks at (the Python original's 10).
 pub const HEALTH_WINDOW: usize = 10;
 
-/// The seed's health score over `outcomes` (oldest first, `true` = success):
+/// The Python original's health score over `outcomes` (oldest first, `true` = success):
 /// outcome `i` of `n` weighs `0.5^(n-1-i)`, so the newest weighs 1 and each
 /// older one half as much; the score is the weighted share of successes.
 /// Only the last [`HEALTH_WINDOW`] outcomes count. No outcomes: 1.0.
@@ -59,7 +59,7 @@ impl HealthHistory {
     }
 
     /// A new session starts with a clean failure streak (the score keeps its
-    /// memory, as in the seed).
+    /// memory, as in the Python original).
     pub(crate) fn reset_streak(&mut self) {
         self.consecutive_failures = 0;
     }
@@ -69,7 +69,7 @@ impl HealthHistory {
 mod tests {
     use super::*;
 
-    /// The seed's own formula, written the way the Python does it.
+    /// The Python original's own formula, written the way the Python does it.
     fn seed_formula(history: &[bool]) -> f64 {
         let h: Vec<f64> = history.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
         let h = &h[h.len().saturating_sub(10)..];

@@ -14,8 +14,7 @@ use serde_json::Value;
 
 /// The id of a JSON-RPC request: an integer or a string, never null.
 ///
-/// The two kinds never compare equal: `1` and `"1"` are different ids
-/// (conformance checklist item 2).
+/// The two kinds never compare equal: `1` and `"1"` are different ids.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RequestId {
     /// An integer id.
@@ -450,7 +449,7 @@ mod tests {
 
     #[test]
     fn integer_and_string_ids_differ() {
-        // Checklist 2: `7` never matches `"7"`.
+        // `7` never matches `"7"`.
         assert_ne!(RequestId::Int(7), RequestId::Str("7".into()));
         let Ok(Message::Response(a)) = parse(json!({"jsonrpc":"2.0","id":7,"result":{}})) else {
             panic!("not a response")

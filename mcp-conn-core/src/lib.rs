@@ -10,7 +10,7 @@
 //! - [`Transport`]: the seam to the wire. `mcp-transport-stdio` and
 //!   `mcp-transport-http` implement it; [`testing::MockTransport`] (feature
 //!   `test-util`) plays a server in memory.
-//! - [`Connection`]: the seed's `MCPConnection` — status, health checks and
+//! - [`Connection`]: the Python original's `MCPConnection` — status, health checks and
 //!   score, auto-reconnect with backoff and jitter, metrics.
 //!
 //! ```

@@ -2,7 +2,7 @@
 //!
 //! Every struct keeps the fields it does not know in `extra`, and
 //! [`ContentBlock::Unknown`] keeps content types it does not know, so a server
-//! of a newer revision never causes a parse failure (checklist item 8).
+//! of a newer revision never causes a parse failure.
 
 use std::fmt;
 
@@ -54,7 +54,7 @@ impl Default for Implementation {
 }
 
 /// What the client can do, sent in `initialize`. A capability is declared only
-/// when a handler for it is registered (checklist item 11).
+/// when a handler for it is registered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientCapabilities {
     /// `roots`: the client answers `roots/list`.
@@ -200,7 +200,7 @@ pub struct ListToolsResult {
 }
 
 /// The result of `tools/call`. `is_error: true` is a tool failure reported as
-/// a result, not a protocol error (checklist item 30).
+/// a result, not a protocol error.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallToolResult {
@@ -749,7 +749,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_content_types_are_kept() {
-        // Checklist 8: unknown fields and content types never fail a message.
+        // Unknown fields and content types never fail a message.
         let raw = json!({
             "content": [
                 {"type": "text", "text": "hi", "annotations": {"priority": 1}},

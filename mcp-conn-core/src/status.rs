@@ -8,7 +8,7 @@ use serde::{Serialize, Serializer};
 use crate::error::ErrorSummary;
 use crate::metrics::RequestMetrics;
 
-/// The state of a connection: the seed's five states.
+/// The state of a connection: the Python original's five states.
 ///
 /// - `Disconnected`: not connected, and not trying (initial state; after `disconnect()`).
 /// - `Connecting`: a `connect()` is opening the link and running the handshake.
@@ -18,7 +18,7 @@ use crate::metrics::RequestMetrics;
 /// - `Error`: a connect failed, or reconnect attempts ran out; stays so until
 ///   `connect()` is called again.
 ///
-/// Displays and serialises as the seed's lower-case strings.
+/// Displays and serialises as the Python original's lower-case strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionStatus {
@@ -35,7 +35,7 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
-    /// The seed's string for the status.
+    /// The Python original's string for the status.
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Disconnected => "disconnected",
@@ -92,7 +92,7 @@ pub(crate) fn serialize_opt_ms<S: Serializer>(
     }
 }
 
-/// A snapshot of a connection (the seed's `get_info()`), eventually
+/// A snapshot of a connection (the Python original's `get_info()`), eventually
 /// consistent. Times serialise as Unix seconds, durations as seconds, latencies
 /// as milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,34 +136,13 @@ pub struct ConnectionInfo {
     pub protocol_version: Option<String>,
 }
 
-/// The result of a health check (the seed's `health_check()` dictionary).
+/// The result of a health check (the Python original's `health_check()`
+/// dictionary): the probe's outcome, and the connection's snapshot after it.
+/// The snapshot is a [`ConnectionInfo`], so each concept has one name; it
+/// serialises flattened beside the probe's fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct HealthReport {
-    /// The connection's name.
-    pub name: String,
-    /// The status after the check.
-    pub status: ConnectionStatus,
-    /// Whether the connection is connected.
-    pub connected: bool,
-    /// The health score after the check.
-    pub health_score: f64,
-    /// When the current or last session started (wall clock).
-    #[serde(serialize_with = "serialize_time")]
-    pub last_connected: Option<SystemTime>,
-    /// The last error: its kind, message and whether retrying may help.
-    pub last_error: Option<ErrorSummary>,
-    /// Reconnect attempts in the current outage.
-    pub reconnect_attempts: u32,
-    /// Successful connects.
-    pub connection_count: u64,
-    /// Failed connects and failed health checks.
-    pub error_count: u64,
-    /// Time spent connected, the current session included.
-    #[serde(serialize_with = "serialize_secs")]
-    pub uptime: Duration,
-    /// The transport kind.
-    pub transport_type: &'static str,
     /// Whether the probe succeeded.
     pub ok: bool,
     /// Why the probe failed (`Not connected` when there was nothing to probe).
@@ -173,6 +152,11 @@ pub struct HealthReport {
     pub latency: Option<Duration>,
     /// Consecutive failed checks so far.
     pub consecutive_failures: u32,
+    /// Whether the connection has a live session after the check.
+    pub connected: bool,
+    /// The connection after the check: status, score, counters, uptime…
+    #[serde(flatten)]
+    pub connection: ConnectionInfo,
 }
 
 #[cfg(test)]

@@ -140,6 +140,46 @@ impl MockTransport {
     }
 }
 
+/// How long one awaited step of a test may take before [`within`] fails it.
+/// Under paused time a wait that can never finish fails at once (the clock
+/// jumps to the deadline); with real processes and sockets it is the upper
+/// bound of a step that is expected to take milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(100);
+
+/// Awaits `fut`, failing the test (a panic naming `what`) if it takes longer
+/// than [`DEADLINE`]. Every wait of a test goes through this or
+/// [`within_for`]: a test never hangs.
+pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    within_for(DEADLINE, what, fut).await
+}
+
+/// [`within`] with another deadline.
+///
+/// # Panics
+/// When `fut` takes longer than `deadline`.
+pub async fn within_for<F: std::future::Future>(
+    deadline: Duration,
+    what: &str,
+    fut: F,
+) -> F::Output {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what} did not happen within {deadline:?}"),
+    }
+}
+
+/// Waits (within [`DEADLINE`]) until the connection's status is `want`.
+///
+/// # Panics
+/// When it does not happen in time.
+pub async fn wait_status(conn: &crate::Connection, want: crate::ConnectionStatus) {
+    within(
+        &format!("status {want}"),
+        conn.wait_for_status(|s| s == want),
+    )
+    .await;
+}
+
 #[async_trait]
 impl Transport for MockTransport {
     async fn connect(&self) -> Result<Link, TransportError> {

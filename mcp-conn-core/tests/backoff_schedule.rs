@@ -1,4 +1,4 @@
-//! Reconnect timing: the seed's schedule, exactly, under paused time.
+//! Reconnect timing: the Python original's schedule, exactly, under paused time.
 
 mod common;
 

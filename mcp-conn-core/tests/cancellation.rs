@@ -1,5 +1,5 @@
 //! Timeouts and abandoned requests tell the server with
-//! `notifications/cancelled` (checklist items 9, 22, 24).
+//! `notifications/cancelled`.
 
 mod common;
 
@@ -132,7 +132,7 @@ async fn progress_resets_the_timeout_up_to_a_hard_maximum() {
             (f64::from(step), Some(10.0), Some("working"))
         );
     }
-    // A progress report for another token is dropped (checklist item 27).
+    // A progress report for another token is dropped.
     link.notify(
         "notifications/progress",
         Some(json!({"progressToken": "nope", "progress": 1})),

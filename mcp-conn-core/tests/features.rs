@@ -1,5 +1,4 @@
-//! The typed calls: capability gating, pagination, tool errors (checklist
-//! items 18, 28, 30).
+//! The typed calls: capability gating, pagination, tool errors.
 
 mod common;
 
@@ -123,4 +122,35 @@ async fn a_tool_error_is_a_result_and_a_bad_result_is_a_protocol_error() {
     let err = call.await.expect("task").expect_err("bad shape");
     assert!(matches!(err, Error::Protocol { .. }), "{err}");
     assert!(err.to_string().contains("tools/list"), "{err}");
+}
+
+#[tokio::test]
+async fn tool_arguments_that_are_not_an_object_are_refused_before_sending() {
+    let conn = mcp_conn_core::Connection::new(
+        "fake",
+        mcp_conn_core::testing::MockTransport::serving(
+            mcp_conn_core::testing::FakeServer::default(),
+        ),
+    );
+    let client = conn.connect().await.expect("connect");
+    let before = conn.info().metrics;
+    for bad in [json!([1, 2]), json!("text"), json!(3)] {
+        match client.call_tool("echo", bad).await {
+            Err(mcp_conn_core::Error::InvalidArguments { method, .. }) => {
+                assert_eq!(method, "tools/call")
+            }
+            other => panic!("expected InvalidArguments, got {other:?}"),
+        }
+    }
+    let after = conn.info().metrics;
+    assert_eq!(
+        (after.requests_ok, after.requests_failed),
+        (before.requests_ok, before.requests_failed),
+        "nothing sent"
+    );
+    assert!(client
+        .call_tool("echo", json!({"text": "ok"}))
+        .await
+        .is_ok());
+    conn.disconnect().await;
 }

@@ -1,5 +1,5 @@
 //! Garbage, unknown ids and id-less errors are dropped without harming the
-//! requests in flight (checklist items 2, 6, 8).
+//! requests in flight.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The `initialize` handshake (checklist items 10-17, 20).
+//! The `initialize` handshake.
 
 mod common;
 

@@ -1,5 +1,4 @@
-//! Health checks, the score, monitoring, and reconnect on repeated failures
-//! (checklist item 21).
+//! Health checks, the score, monitoring, and reconnect on repeated failures.
 
 mod common;
 
@@ -38,7 +37,7 @@ async fn probes_feed_the_seed_score_and_k_failures_reconnect() {
             .contains("timed out"),
         "{first:?}"
     );
-    assert_eq!(first.health_score, 0.0);
+    assert_eq!(first.connection.health_score, 0.0);
     assert!(!conn.is_healthy(0.7));
     assert_eq!(
         transport.connect_count(),
@@ -87,7 +86,7 @@ async fn the_score_follows_mixed_outcomes() {
         .await;
         assert_eq!(report.ok, *ok);
         assert_eq!(
-            report.health_score,
+            report.connection.health_score,
             health_score(script[..=i].iter().copied())
         );
     }
@@ -119,8 +118,10 @@ async fn health_check_when_not_connected_reports_it() {
     assert!(!report.ok);
     assert!(!report.connected);
     assert_eq!(report.error.as_deref(), Some("Not connected"));
-    assert_eq!(report.status, ConnectionStatus::Disconnected);
-    // The report serialises with the seed's field names and status strings.
+    assert_eq!(report.connection.status, ConnectionStatus::Disconnected);
+    // The report serialises with the Python original's field names and
+    // status strings, but for one name per concept: `total_uptime`, as in
+    // the connection's info (the original said `uptime` here).
     let v = serde_json::to_value(&report).expect("serialises");
     for key in [
         "name",
@@ -132,7 +133,7 @@ async fn health_check_when_not_connected_reports_it() {
         "reconnect_attempts",
         "connection_count",
         "error_count",
-        "uptime",
+        "total_uptime",
         "transport_type",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");

@@ -1,5 +1,5 @@
 //! The link dies with requests pending: every one fails at once with the
-//! same typed error that says why (checklist item 43).
+//! same typed error that says why.
 
 mod common;
 

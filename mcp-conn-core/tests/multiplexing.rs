@@ -1,5 +1,4 @@
-//! Many requests in flight over one link, answered in any order
-//! (checklist items 1 and 2).
+//! Many requests in flight over one link, answered in any order.
 
 mod common;
 

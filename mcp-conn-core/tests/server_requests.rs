@@ -1,5 +1,4 @@
-//! Requests and notifications from the server (checklist items 4, 5, 20,
-//! 26, 29, 32, 33, 36, 37).
+//! Requests and notifications from the server.
 
 mod common;
 

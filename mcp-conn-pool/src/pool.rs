@@ -35,7 +35,7 @@ pub struct PoolConfig {
     /// Events a slow subscriber may fall behind by. Default 1024.
     pub event_buffer: usize,
     /// The score below which a connected server does not count as healthy
-    /// in [`ConnectionPool::health_report`]. Default 0.7 (the seed's).
+    /// in [`ConnectionPool::health_report`]. Default 0.7 (the Python original's).
     pub healthy_threshold: f64,
 }
 

@@ -459,8 +459,8 @@ async fn items_57_59_401_and_403_are_typed_and_never_retried_in_a_loop() {
             .expect_err("refused");
         match (&err, want_unauthorized) {
             (
-                Error::ConnectionLost {
-                    reason: TransportError::Unauthorized { www_authenticate },
+                Error::Connect {
+                    source: TransportError::Unauthorized { www_authenticate },
                     ..
                 },
                 true,
@@ -472,8 +472,8 @@ async fn items_57_59_401_and_403_are_typed_and_never_retried_in_a_loop() {
                 );
             }
             (
-                Error::ConnectionLost {
-                    reason: TransportError::Http { status: 403, .. },
+                Error::Connect {
+                    source: TransportError::Http { status: 403, .. },
                     ..
                 },
                 false,
@@ -769,8 +769,8 @@ async fn item_59_a_401_asks_the_provider_once_then_gives_up() {
     assert!(
         matches!(
             &err,
-            Error::ConnectionLost {
-                reason: TransportError::Unauthorized { .. },
+            Error::Connect {
+                source: TransportError::Unauthorized { .. },
                 ..
             }
         ),

@@ -25,10 +25,20 @@ mod nix_kill {
     }
 }
 
+/// The exit of a server: `ConnectionLost` mid-session, `Connect` when it
+/// died during the handshake.
 fn exited(err: &Error) -> (&str, &[String]) {
     match err {
         Error::ConnectionLost {
             reason:
+                TransportError::Exited {
+                    status,
+                    stderr_tail,
+                },
+            ..
+        }
+        | Error::Connect {
+            source:
                 TransportError::Exited {
                     status,
                     stderr_tail,
@@ -94,6 +104,7 @@ async fn sigkill_mid_request_is_back_within_one_backoff_step() {
     let pids = PidFile::new();
     let config = ConnectionConfig {
         reconnect_delay: Duration::from_millis(300),
+        max_reconnect_delay: Duration::from_millis(300),
         ..common::config()
     };
     let conn = Connection::with_config("killed", fake("normal", &pids), config);

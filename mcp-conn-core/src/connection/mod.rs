@@ -1,4 +1,4 @@
-//! [`Connection`]: the seed's `MCPConnection`, in Rust.
+//! [`Connection`]: the Python original's `MCPConnection`, in Rust.
 //!
 //! One supervisor task per connection owns the link. It is the only writer of
 //! the state machine: it connects, watches the link, reconnects with backoff
@@ -36,7 +36,7 @@ const NOTIFICATION_BUFFER: usize = 256;
 /// A managed connection to one MCP server: connects, watches health,
 /// reconnects with backoff, and reports what happened.
 ///
-/// Basic connection management (the seed's first example):
+/// Basic connection management (the Python original's first example):
 ///
 /// ```
 /// # use mcp_conn_core::testing::{MockTransport, FakeServer};
@@ -278,7 +278,7 @@ impl Connection {
             .unwrap_or_else(|| Err(self.shared.closed()))
     }
 
-    /// The live client (the seed's `get_client`), or [`Error::NotConnected`].
+    /// The live client (the Python original's `get_client`), or [`Error::NotConnected`].
     pub fn client(&self) -> Result<Client, Error> {
         self.shared
             .live_client()
@@ -292,12 +292,12 @@ impl Connection {
         self.shared.live_client().is_some()
     }
 
-    /// Whether the health score is at least `threshold` (the seed used 0.7).
+    /// Whether the health score is at least `threshold` (the Python original used 0.7).
     pub fn is_healthy(&self, threshold: f64) -> bool {
         self.health_score() >= threshold
     }
 
-    /// The health score: the seed's weighted average of the last 10 health
+    /// The health score: the Python original's weighted average of the last 10 health
     /// checks, 1.0 before any check.
     pub fn health_score(&self) -> f64 {
         self.shared.state.lock().health.score()
@@ -342,7 +342,7 @@ impl Connection {
         self.shared.state.lock().monitoring
     }
 
-    /// A snapshot of the connection (the seed's `get_info`).
+    /// A snapshot of the connection (the Python original's `get_info`).
     pub fn info(&self) -> ConnectionInfo {
         self.shared.info()
     }

@@ -249,25 +249,15 @@ impl Shared {
         error: Option<String>,
         latency: Option<Duration>,
     ) -> HealthReport {
-        let status = *self.status.borrow();
         let connected = self.live_client().is_some();
-        let s = self.state.lock();
+        let connection = self.info();
         HealthReport {
-            name: self.name.to_string(),
-            status,
-            connected,
-            health_score: s.health.score(),
-            last_connected: s.last_connected,
-            last_error: s.last_error.clone(),
-            reconnect_attempts: s.reconnect_attempts,
-            connection_count: s.connection_count,
-            error_count: s.error_count,
-            uptime: Self::uptime(&s),
-            transport_type: self.transport.kind(),
             ok,
             error,
             latency,
-            consecutive_failures: s.health.consecutive_failures(),
+            consecutive_failures: self.state.lock().health.consecutive_failures(),
+            connected,
+            connection,
         }
     }
 

@@ -79,7 +79,10 @@ impl Client {
         self.inner.terminal().is_none()
     }
 
-    /// Subscribes to the server's notifications on this session.
+    /// Subscribes to the server's notifications. The channel belongs to the
+    /// connection, not to this session: it is the same one as
+    /// [`crate::Connection::notifications`], so a receiver taken here keeps
+    /// receiving after a reconnect (notifications of the new session).
     pub fn notifications(&self) -> broadcast::Receiver<ServerNotification> {
         self.inner.notifications.subscribe()
     }
@@ -88,7 +91,7 @@ impl Client {
     ///
     /// On timeout, or when the returned future is dropped before the answer,
     /// the request is forgotten and `notifications/cancelled` goes to the
-    /// server (checklist item 22).
+    /// server.
     pub async fn request_raw(
         &self,
         method: &str,
@@ -138,7 +141,7 @@ impl Client {
         let mut guard = PendingGuard {
             inner,
             id: id.clone(),
-            // Checklist item 13: `initialize` is never cancelled.
+            // `initialize` is never cancelled.
             cancellable: method != "initialize",
             armed: true,
         };
@@ -267,7 +270,7 @@ impl Client {
         }
     }
 
-    /// Follows `nextCursor` to the end of a paginated list (checklist item 28).
+    /// Follows `nextCursor` to the end of a paginated list.
     async fn list_all<P, T>(
         &self,
         method: &str,
@@ -306,8 +309,10 @@ impl Client {
             .await
     }
 
-    /// Calls a tool. `arguments` should be a JSON object (or `Null` for none).
-    /// A tool failure comes back as `Ok` with `is_error()` true.
+    /// Calls a tool. `arguments` must be a JSON object, or `Null` for none;
+    /// anything else is refused before sending with
+    /// [`Error::InvalidArguments`]. A tool failure comes back as `Ok` with
+    /// `is_error()` true.
     pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<CallToolResult, Error> {
         self.call_tool_with(name, arguments, &RequestOptions::default())
             .await
@@ -321,6 +326,16 @@ impl Client {
         opts: &RequestOptions,
     ) -> Result<CallToolResult, Error> {
         self.require("tools/call", "tools", self.caps().tools.is_some())?;
+        if !(arguments.is_object() || arguments.is_null()) {
+            return Err(Error::InvalidArguments {
+                connection: self.inner.name.clone(),
+                method: "tools/call".into(),
+                message: format!(
+                    "the arguments of tool `{name}` must be a JSON object, not {}",
+                    json_kind(&arguments)
+                ),
+            });
+        }
         let mut params = Map::new();
         params.insert("name".into(), Value::from(name));
         if !arguments.is_null() {
@@ -473,5 +488,17 @@ fn set_progress_token(params: &mut Option<Value>, token: i64) {
     });
     if let Some(Value::Object(meta)) = meta {
         meta.insert("progressToken".into(), Value::from(token));
+    }
+}
+
+/// The JSON type of `v`, for error messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

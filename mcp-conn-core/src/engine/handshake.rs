@@ -85,7 +85,7 @@ async fn initialize(
             message: format!("`initialize` returned an unexpected result: {e}"),
         })?;
     if !SUPPORTED_PROTOCOL_VERSIONS.contains(&result.protocol_version.as_str()) {
-        // Checklist item 14: no `notifications/initialized` for a version we
+        // No `notifications/initialized` for a version we
         // cannot speak.
         return Err(Error::UnsupportedVersion {
             connection: client.inner.name.clone(),

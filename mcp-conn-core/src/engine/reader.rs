@@ -101,7 +101,7 @@ impl Reader {
 
     fn on_response(&mut self, resp: Response) {
         let Some(id) = resp.id else {
-            // Checklist item 6: an error without an id fails nothing pending.
+            // An error without an id fails nothing pending.
             Counters::bump(&self.inner.counters.invalid_messages);
             if let ResponsePayload::Error(e) = &resp.payload {
                 tracing::warn!(connection = %self.inner.name, error = %e, "server sent an error without an id");
@@ -118,7 +118,7 @@ impl Reader {
                 let _ = slot.reply.send(reply);
             }
             None => {
-                // Checklist items 2 and 24: unknown or late answers are dropped.
+                // Unknown or late answers are dropped.
                 Counters::bump(&self.inner.counters.unmatched_responses);
                 tracing::debug!(connection = %self.inner.name, %id, "response matches no pending request");
             }
@@ -127,7 +127,7 @@ impl Reader {
 
     fn on_request(&mut self, req: Request) {
         if req.method == "ping" {
-            // Checklist item 20: answered at once, even before `initialized`.
+            // Answered at once, even before `initialized`.
             self.reply_now(Message::Response(Response {
                 id: Some(req.id),
                 payload: ResponsePayload::Result(empty_object()),
@@ -175,7 +175,7 @@ impl Reader {
     }
 
     /// A handler finished; a panicked one still owes the server an answer
-    /// (checklist item 5: -32603).
+    /// (-32603).
     fn reap(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
         let (task, panicked) = match &done {
             Ok((task, ())) => (*task, false),
@@ -210,7 +210,7 @@ impl Reader {
                     .send(ServerNotification::from_notification(n));
             }
             "notifications/cancelled" => {
-                // Checklist item 26: abort that handler; it sends no response.
+                // Abort that handler; it sends no response.
                 let id = n
                     .params
                     .as_ref()
@@ -239,7 +239,7 @@ impl Reader {
         }
     }
 
-    /// Checklist item 27: progress goes to its request's callback; progress
+    /// Progress goes to its request's callback; progress
     /// for unknown tokens is dropped.
     fn on_progress(&self, params: Option<&Value>) {
         let Some(params) = params else { return };

@@ -41,23 +41,5 @@ pub async fn handshake_next(server: &mut MockServer) -> MockLink {
     .await
 }
 
-/// How long any single wait in a test may take. Under paused time a wait
-/// that can never finish fails at once (the clock jumps to the deadline).
-pub const DEADLINE: Duration = Duration::from_secs(100);
-
-/// Awaits `fut`, failing the test if it takes longer than [`DEADLINE`].
-pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(DEADLINE, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what} did not happen within {DEADLINE:?}"),
-    }
-}
-
-/// Waits (with a deadline) until the connection's status is `want`.
-pub async fn wait_status(conn: &Connection, want: mcp_conn_core::ConnectionStatus) {
-    within(
-        &format!("status {want}"),
-        conn.wait_for_status(|s| s == want),
-    )
-    .await;
-}
+#[allow(unused_imports)]
+pub use mcp_conn_core::testing::{wait_status, within, DEADLINE};

@@ -1,17 +1,16 @@
 //! Helpers for the stdio fault tests: the fake server, deadlines, pid files.
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mcp_conn_core::{Connection, ConnectionConfig, ConnectionStatus};
+use mcp_conn_core::ConnectionConfig;
 use mcp_conn_testkit::leaks;
 use mcp_transport_stdio::StdioTransport;
 
-/// The hard deadline of any single step of a test.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+#[allow(unused_imports)]
+pub use mcp_conn_core::testing::{wait_status, within, DEADLINE};
 
 /// The fake server in `mode`, writing its pids to `pidfile`.
 pub fn fake(mode: &str, pidfile: &PidFile) -> StdioTransport {
@@ -34,23 +33,6 @@ pub fn config() -> ConnectionConfig {
         close_grace: Duration::from_millis(500),
         ..Default::default()
     }
-}
-
-/// Awaits `fut` within [`DEADLINE`], or fails the test.
-pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(DEADLINE, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what}: still not done after {DEADLINE:?}"),
-    }
-}
-
-/// Waits for a status, within the deadline.
-pub async fn wait_status(conn: &Connection, want: ConnectionStatus) {
-    within(
-        &format!("status {want}"),
-        conn.wait_for_status(|s| s == want),
-    )
-    .await;
 }
 
 /// Polls `cond` until it holds (for facts no event announces, such as a
