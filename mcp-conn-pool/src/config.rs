@@ -13,19 +13,35 @@
 //! }
 //! ```
 //!
-//! `type` (or `transport`) is `stdio`, `http` (also `streamable-http`) or
-//! `sse`; when absent it is `stdio` for a `command` and `http` for a `url`.
-//! `${VAR}` and `${env:VAR}` in any string are replaced by the environment
-//! variable. `connection` overrides [`ConnectionConfig`] fields (durations in
-//! seconds). Other keys a host adds are ignored.
+//! - The servers are under `mcpServers` (Claude, Cursor, Windsurf) or
+//!   `servers` (VS Code).
+//! - `type` (or `transport`) is `stdio`, `http` (also `streamable-http`) or
+//!   `sse`; when absent it is `stdio` for a `command` and `http` for a `url`
+//!   (or Windsurf's `serverUrl`).
+//! - In any string, `${VAR}` and `${env:VAR}` are replaced by the
+//!   environment variable (an error when it is not set), `${VAR:-default}`
+//!   by the variable or, when it is unset or empty, `default`; `$${` is a
+//!   literal `${`. VS Code's `${input:…}` and `${workspaceFolder}` are
+//!   refused with an error that says so.
+//! - `connection` overrides [`ConnectionConfig`] fields (durations in
+//!   seconds: finite, not negative, at most [`MAX_DURATION`]).
+//! - Other keys a host adds are ignored.
+//!
+//! Errors name the exact field: `mcpServers.fs.args[2]: expected a string`.
+//! The document's shape is read with serde (derive, and
+//! `serde_path_to_error` for the path); the checks across fields (a
+//! `command` and a `url` both given, a `type` that contradicts them) and
+//! the variable expansion are written here.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use mcp_conn_core::{ConnectionConfig, MAX_DURATION};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
-use crate::error::ConfigError;
+use crate::error::PoolConfigError;
 
 /// How a configured server is reached.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,313 +126,333 @@ pub fn parse_config(
     json: &str,
     defaults: &ConnectionConfig,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<ServerConfig>, ConfigError> {
+) -> Result<Vec<ServerConfig>, PoolConfigError> {
     let root: Value = serde_json::from_str(json)
-        .map_err(|e| ConfigError::new("config", format!("not valid JSON: {e}")))?;
-    let Value::Object(root) = root else {
-        return Err(ConfigError::new("config", "expected an object"));
+        .map_err(|e| PoolConfigError::new("config", format!("not valid JSON: {e}")))?;
+    let Value::Object(mut root) = root else {
+        return Err(PoolConfigError::new("config", "expected an object"));
     };
-    let servers = match (root.get("mcpServers"), root.get("servers")) {
-        (Some(s), _) | (None, Some(s)) => s,
-        (None, None) => return Err(ConfigError::new("config", "no \"mcpServers\" object")),
+    let (key, servers) = match (root.remove("mcpServers"), root.remove("servers")) {
+        (Some(s), _) => ("mcpServers", s),
+        (None, Some(s)) => ("servers", s),
+        (None, None) => {
+            return Err(PoolConfigError::new(
+                "config",
+                "no \"mcpServers\" (or \"servers\") object",
+            ))
+        }
     };
-    let Value::Object(servers) = servers else {
-        return Err(ConfigError::new("servers", "expected an object of servers"));
-    };
-    let reader = Reader { lookup: &lookup };
+    let servers: BTreeMap<String, RawServer> =
+        serde_path_to_error::deserialize(servers).map_err(|e| {
+            let at = e.path().to_string();
+            let path = if at == "." { key.to_owned() } else { format!("{key}.{at}") };
+            PoolConfigError::new(path, shape_message(&e.into_inner().to_string()))
+        })?;
+    let expand = Expander { lookup: &lookup };
     servers
-        .iter()
-        .map(|(name, value)| reader.server(name, value, defaults))
+        .into_iter()
+        .map(|(name, raw)| raw.resolve(&format!("{key}.{name}"), name, defaults, &expand))
         .collect()
 }
 
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
+/// serde's message without the echo of the wrong value: `invalid type:
+/// integer `7`, expected a string` becomes `expected a string`.
+fn shape_message(message: &str) -> String {
+    let message = match message.strip_prefix("invalid type: ") {
+        Some(rest) => rest.find(", expected ").map_or(rest, |i| &rest[i + 2..]),
+        None => message,
+    };
+    message
+        .replace("expected a sequence", "expected an array of strings")
+        .replace("expected a map", "expected an object of strings")
 }
 
-impl Reader<'_> {
-    fn server(
-        &self,
-        name: &str,
-        value: &Value,
-        defaults: &ConnectionConfig,
-    ) -> Result<ServerConfig, ConfigError> {
-        let path = format!("servers.{name}");
-        if name.is_empty() {
-            return Err(ConfigError::new(path, "a server needs a name"));
-        }
-        let Value::Object(obj) = value else {
-            return Err(ConfigError::new(path, "expected an object"));
+/// One server as written. Unknown keys (hosts add their own) are ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an object")]
+struct RawServer {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    transport: Option<String>,
+    command: Option<String>,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    cwd: Option<String>,
+    url: Option<String>,
+    server_url: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    disabled: Option<bool>,
+    connection: Option<Overrides>,
+}
+
+/// `connection`: overrides of [`ConnectionConfig`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+struct Overrides {
+    auto_reconnect: Option<bool>,
+    #[serde(default, deserialize_with = "whole_number")]
+    max_reconnect_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "seconds")]
+    reconnect_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "seconds")]
+    max_reconnect_delay: Option<Duration>,
+    #[serde(default, deserialize_with = "seconds")]
+    health_check_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "seconds")]
+    connection_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "seconds")]
+    request_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "seconds")]
+    health_check_timeout: Option<Duration>,
+}
+
+/// A number of seconds: finite, not negative, at most [`MAX_DURATION`]
+/// (never a panic in `Duration::from_secs_f64`, whatever the number).
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    use serde::de::Error;
+    let Some(value) = Option::<Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let n = value
+        .as_f64()
+        .ok_or_else(|| D::Error::custom("expected a number of seconds"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(D::Error::custom(format!(
+            "expected a number of seconds (finite, not negative), got {n}"
+        )));
+    }
+    Duration::try_from_secs_f64(n)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "{n} s is longer than the maximum of {} s",
+                MAX_DURATION.as_secs()
+            ))
+        })
+}
+
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(value) = Option::<Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("expected a whole number"))
+}
+
+impl Overrides {
+    fn apply(self, path: &str, mut c: ConnectionConfig) -> Result<ConnectionConfig, PoolConfigError> {
+        let set = |field: &mut Duration, value: Option<Duration>| {
+            if let Some(v) = value {
+                *field = v;
+            }
         };
-        let kind = match (obj.get("type"), obj.get("transport")) {
+        if let Some(v) = self.auto_reconnect {
+            c.auto_reconnect = v;
+        }
+        if let Some(v) = self.max_reconnect_attempts {
+            c.max_reconnect_attempts = v;
+        }
+        set(&mut c.reconnect_delay, self.reconnect_delay);
+        set(&mut c.max_reconnect_delay, self.max_reconnect_delay);
+        set(&mut c.health_check_interval, self.health_check_interval);
+        set(&mut c.connection_timeout, self.connection_timeout);
+        set(&mut c.request_timeout, self.request_timeout);
+        set(&mut c.health_check_timeout, self.health_check_timeout);
+        // Zero intervals, a max delay below the first delay, …: by field.
+        c.validate()
+            .map_err(|e| PoolConfigError::new(format!("{path}.{}", e.field), e.message))?;
+        Ok(c)
+    }
+}
+
+/// The transport kind, from `type`/`transport` and which keys are given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stdio,
+    Http,
+    Sse,
+}
+
+impl RawServer {
+    fn kind(&self, path: &str) -> Result<Kind, PoolConfigError> {
+        let named = match (&self.kind, &self.transport) {
             (Some(t), _) => Some(("type", t)),
             (None, Some(t)) => Some(("transport", t)),
             (None, None) => None,
         };
-        let kind = match kind {
-            Some((field, Value::String(t))) => Some(match t.as_str() {
-                "stdio" => "stdio",
-                "http" | "streamable-http" | "streamableHttp" | "streamable_http" => "http",
-                "sse" => "sse",
+        let named = match named {
+            None => None,
+            Some((field, t)) => Some(match t.as_str() {
+                "stdio" => Kind::Stdio,
+                "http" | "streamable-http" | "streamableHttp" | "streamable_http" => Kind::Http,
+                "sse" => Kind::Sse,
                 other => {
-                    return Err(ConfigError::new(
+                    return Err(PoolConfigError::new(
                         format!("{path}.{field}"),
                         format!("unknown transport {other:?} (expected stdio, http, streamable-http or sse)"),
                     ))
                 }
             }),
-            Some((field, _)) => return Err(ConfigError::new(format!("{path}.{field}"), "expected a string")),
-            None => None,
         };
-        let has_command = obj.contains_key("command");
-        let has_url = obj.contains_key("url");
-        let kind = match (kind, has_command, has_url) {
-            (_, true, true) => {
-                return Err(ConfigError::new(path, "has both \"command\" and \"url\""))
+        let has_command = self.command.is_some();
+        let has_url = self.url.is_some() || self.server_url.is_some();
+        match (named, has_command, has_url) {
+            (_, true, true) => Err(PoolConfigError::new(
+                path,
+                "has both \"command\" and \"url\"",
+            )),
+            (Some(Kind::Stdio), _, true) => Err(PoolConfigError::new(
+                format!("{path}.url"),
+                "a stdio server takes \"command\", not \"url\"",
+            )),
+            (Some(Kind::Http | Kind::Sse), true, _) => Err(PoolConfigError::new(
+                format!("{path}.command"),
+                "an HTTP server takes \"url\", not \"command\"",
+            )),
+            (Some(k), _, _) => Ok(k),
+            (None, true, false) => Ok(Kind::Stdio),
+            (None, false, true) => Ok(Kind::Http),
+            (None, false, false) => Err(PoolConfigError::new(
+                path,
+                "needs \"command\" (stdio) or \"url\" (HTTP)",
+            )),
+        }
+    }
+
+    fn resolve(
+        self,
+        path: &str,
+        name: String,
+        defaults: &ConnectionConfig,
+        expand: &Expander<'_>,
+    ) -> Result<ServerConfig, PoolConfigError> {
+        if name.is_empty() {
+            return Err(PoolConfigError::new(path, "a server needs a name"));
+        }
+        let kind = self.kind(path)?;
+        let opt = |value: Option<String>, key: &str| -> Result<Option<String>, PoolConfigError> {
+            value
+                .map(|v| expand.expand(&v, &format!("{path}.{key}")))
+                .transpose()
+        };
+        let map = |value: Option<BTreeMap<String, String>>, key: &str| {
+            value
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    let at = format!("{path}.{key}.{k}");
+                    Ok((k, expand.expand(&v, &at)?))
+                })
+                .collect::<Result<Vec<_>, PoolConfigError>>()
+        };
+        let transport = match kind {
+            Kind::Stdio => {
+                let args_as_written = self.args.unwrap_or_default();
+                let args = args_as_written
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| expand.expand(a, &format!("{path}.args[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                ServerTransport::Stdio {
+                    command: opt(self.command, "command")?
+                        .ok_or_else(|| PoolConfigError::new(format!("{path}.command"), "missing"))?,
+                    args,
+                    args_as_written,
+                    env: map(self.env, "env")?,
+                    cwd: opt(self.cwd, "cwd")?,
+                }
             }
-            (Some("stdio"), _, true) => {
-                return Err(ConfigError::new(
-                    format!("{path}.url"),
-                    "a stdio server takes \"command\", not \"url\"",
-                ))
-            }
-            (Some("http" | "sse"), true, _) => {
-                return Err(ConfigError::new(
-                    format!("{path}.command"),
-                    "an HTTP server takes \"url\", not \"command\"",
-                ))
-            }
-            (Some(k), _, _) => k,
-            (None, true, false) => "stdio",
-            (None, false, true) => "http",
-            (None, false, false) => {
-                return Err(ConfigError::new(
-                    path,
-                    "needs \"command\" (stdio) or \"url\" (HTTP)",
-                ))
+            Kind::Http | Kind::Sse => {
+                let (key, url) = match (self.url, self.server_url) {
+                    (Some(u), _) => ("url", u),
+                    (None, Some(u)) => ("serverUrl", u),
+                    (None, None) => {
+                        return Err(PoolConfigError::new(format!("{path}.url"), "missing"))
+                    }
+                };
+                ServerTransport::Http {
+                    url: expand.expand(&url, &format!("{path}.{key}"))?,
+                    headers: map(self.headers, "headers")?,
+                    legacy_sse: kind == Kind::Sse,
+                }
             }
         };
-        let transport = if kind == "stdio" {
-            ServerTransport::Stdio {
-                command: self
-                    .string(obj, &path, "command")?
-                    .ok_or_else(|| ConfigError::new(format!("{path}.command"), "missing"))?,
-                args: self.strings(obj, &path, "args")?,
-                args_as_written: written_strings(obj, "args"),
-                env: self.string_map(obj, &path, "env")?,
-                cwd: self.string(obj, &path, "cwd")?,
-            }
-        } else {
-            ServerTransport::Http {
-                url: self
-                    .string(obj, &path, "url")?
-                    .ok_or_else(|| ConfigError::new(format!("{path}.url"), "missing"))?,
-                headers: self.string_map(obj, &path, "headers")?,
-                legacy_sse: kind == "sse",
-            }
-        };
-        let disabled = match obj.get("disabled") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(ConfigError::new(
-                    format!("{path}.disabled"),
-                    "expected true or false",
-                ))
-            }
-        };
-        let connection = match obj.get("connection") {
+        let connection = match self.connection {
             None => defaults.clone(),
-            Some(Value::Object(o)) => {
-                overrides(o, &format!("{path}.connection"), defaults.clone())?
-            }
-            Some(_) => {
-                return Err(ConfigError::new(
-                    format!("{path}.connection"),
-                    "expected an object",
-                ))
-            }
+            Some(o) => o.apply(&format!("{path}.connection"), defaults.clone())?,
         };
         Ok(ServerConfig {
-            name: name.to_owned(),
+            name,
             transport,
-            disabled,
+            disabled: self.disabled.unwrap_or(false),
             connection,
         })
     }
+}
 
-    fn string(
-        &self,
-        obj: &Map<String, Value>,
-        path: &str,
-        key: &str,
-    ) -> Result<Option<String>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => self.expand(s, &format!("{path}.{key}")).map(Some),
-            Some(_) => Err(ConfigError::new(
-                format!("{path}.{key}"),
-                "expected a string",
-            )),
-        }
-    }
+/// Expands `${…}` in config strings.
+struct Expander<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
 
-    fn strings(
-        &self,
-        obj: &Map<String, Value>,
-        path: &str,
-        key: &str,
-    ) -> Result<Vec<String>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let at = format!("{path}.{key}[{i}]");
-                    match v {
-                        Value::String(s) => self.expand(s, &at),
-                        _ => Err(ConfigError::new(at, "expected a string")),
-                    }
-                })
-                .collect(),
-            Some(_) => Err(ConfigError::new(
-                format!("{path}.{key}"),
-                "expected an array of strings",
-            )),
-        }
-    }
-
-    fn string_map(
-        &self,
-        obj: &Map<String, Value>,
-        path: &str,
-        key: &str,
-    ) -> Result<Vec<(String, String)>, ConfigError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Object(map)) => map
-                .iter()
-                .map(|(k, v)| {
-                    let at = format!("{path}.{key}.{k}");
-                    match v {
-                        Value::String(s) => Ok((k.clone(), self.expand(s, &at)?)),
-                        _ => Err(ConfigError::new(at, "expected a string")),
-                    }
-                })
-                .collect(),
-            Some(_) => Err(ConfigError::new(
-                format!("{path}.{key}"),
-                "expected an object of strings",
-            )),
-        }
-    }
-
-    /// Replaces `${VAR}` and `${env:VAR}`.
-    fn expand(&self, text: &str, path: &str) -> Result<String, ConfigError> {
+impl Expander<'_> {
+    /// Replaces `${VAR}`, `${env:VAR}` and `${VAR:-default}`; `$${` is a
+    /// literal `${`.
+    fn expand(&self, text: &str, path: &str) -> Result<String, PoolConfigError> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find("${") {
+            if rest[..start].ends_with('$') {
+                // `$${`: an escaped, literal `${`.
+                out.push_str(&rest[..start - 1]);
+                out.push_str("${");
+                rest = &rest[start + 2..];
+                continue;
+            }
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
-                return Err(ConfigError::new(
+                return Err(PoolConfigError::new(
                     path,
                     format!("unterminated \"${{\" in {text:?}"),
                 ));
             };
-            let var = after[..end]
-                .strip_prefix("env:")
-                .unwrap_or(&after[..end])
-                .trim();
-            if var.is_empty() {
-                return Err(ConfigError::new(path, "empty variable name in \"${}\""));
-            }
-            let value = (self.lookup)(var).ok_or_else(|| {
-                ConfigError::new(path, format!("environment variable {var} is not set"))
-            })?;
-            out.push_str(&value);
+            out.push_str(&self.variable(after[..end].trim(), path)?);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
         Ok(out)
     }
-}
 
-/// The strings of `key` as written (no expansion); checked by `strings`.
-fn written_strings(obj: &Map<String, Value>, key: &str) -> Vec<String> {
-    obj.get(key)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn overrides(
-    o: &Map<String, Value>,
-    path: &str,
-    mut c: ConnectionConfig,
-) -> Result<ConnectionConfig, ConfigError> {
-    for (key, value) in o {
-        let at = format!("{path}.{key}");
-        // Finite, not negative, and at most `MAX_DURATION`: never a panic
-        // in `Duration::from_secs_f64`, whatever the number.
-        let secs = || -> Result<Duration, ConfigError> {
-            let n = value
-                .as_f64()
-                .ok_or_else(|| ConfigError::new(at.clone(), "expected a number of seconds"))?;
-            if !n.is_finite() || n < 0.0 {
-                return Err(ConfigError::new(
-                    at.clone(),
-                    format!("expected a number of seconds (finite, not negative), got {n}"),
-                ));
-            }
-            Duration::try_from_secs_f64(n)
-                .ok()
-                .filter(|d| *d <= MAX_DURATION)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        at.clone(),
-                        format!(
-                            "{n} s is longer than the maximum of {} s",
-                            MAX_DURATION.as_secs()
-                        ),
-                    )
-                })
+    fn variable(&self, spec: &str, path: &str) -> Result<String, PoolConfigError> {
+        if spec.starts_with("input:") || spec == "workspaceFolder" || spec.starts_with("workspaceFolder") {
+            return Err(PoolConfigError::new(
+                path,
+                format!("\"${{{spec}}}\" is a VS Code variable this reader cannot resolve; set an environment variable and write \"${{env:NAME}}\""),
+            ));
+        }
+        let spec = spec.strip_prefix("env:").unwrap_or(spec);
+        let (var, default) = match spec.split_once(":-") {
+            Some((var, default)) => (var.trim(), Some(default)),
+            None => (spec, None),
         };
-        match key.as_str() {
-            "auto_reconnect" => {
-                c.auto_reconnect = value
-                    .as_bool()
-                    .ok_or_else(|| ConfigError::new(at.clone(), "expected true or false"))?
-            }
-            "max_reconnect_attempts" => {
-                c.max_reconnect_attempts = value
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| ConfigError::new(at.clone(), "expected a whole number"))?
-            }
-            "reconnect_delay" => c.reconnect_delay = secs()?,
-            "max_reconnect_delay" => c.max_reconnect_delay = secs()?,
-            "health_check_interval" => c.health_check_interval = secs()?,
-            "connection_timeout" => c.connection_timeout = secs()?,
-            "request_timeout" => c.request_timeout = secs()?,
-            "health_check_timeout" => c.health_check_timeout = secs()?,
-            other => {
-                return Err(ConfigError::new(
-                    at.clone(),
-                    format!("unknown setting {other:?}"),
-                ))
-            }
+        if var.is_empty() {
+            return Err(PoolConfigError::new(path, "empty variable name in \"${}\""));
+        }
+        match ((self.lookup)(var), default) {
+            (Some(v), Some(default)) if v.is_empty() => Ok(default.to_owned()),
+            (Some(v), _) => Ok(v),
+            (None, Some(default)) => Ok(default.to_owned()),
+            (None, None) => Err(PoolConfigError::new(
+                path,
+                format!("environment variable {var} is not set"),
+            )),
         }
     }
-    // Zero intervals, a max delay below the first delay, …: named by field.
-    c.validate()
-        .map_err(|e| ConfigError::new(format!("{path}.{}", e.field), e.message))?;
-    Ok(c)
 }

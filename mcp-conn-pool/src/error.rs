@@ -27,23 +27,23 @@ pub enum Error {
     Connection(#[from] mcp_conn_core::Error),
     /// The configuration is wrong.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] PoolConfigError),
 }
 
 /// A configuration error, naming the server and the field:
 /// `servers.fs.args[2]: expected a string`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
-pub struct ConfigError {
+pub struct PoolConfigError {
     /// Where: `servers.<name>.<field>…` (or `config` for the document).
     pub path: String,
     /// What is wrong.
     pub message: String,
 }
 
-impl ConfigError {
+impl PoolConfigError {
     pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
+        PoolConfigError {
             path: path.into(),
             message: message.into(),
         }

@@ -26,7 +26,7 @@ use std::path::Path;
 
 pub use catalog::{Collision, QualifiedTool, ToolCatalog};
 pub use config::{parse_config, ServerConfig, ServerTransport};
-pub use error::{ConfigError, Error};
+pub use error::{PoolConfigError, Error};
 pub use pool::{ConnectionPool, PoolConfig, PoolEvent, PoolHealth};
 
 impl ConnectionPool {
@@ -51,7 +51,7 @@ impl ConnectionPool {
     pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+            PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
         })?;
         Self::from_config_str(&text)
     }
@@ -85,11 +85,11 @@ fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> 
             legacy_sse,
         } => {
             let mut t = mcp_transport_http::HttpTransport::new(&url)
-                .map_err(|e| ConfigError::new(format!("{path}.url"), e.to_string()))?;
+                .map_err(|e| PoolConfigError::new(format!("{path}.url"), e.to_string()))?;
             for (k, v) in &headers {
                 t = t
                     .header(k, v)
-                    .map_err(|e| ConfigError::new(format!("{path}.headers.{k}"), e.to_string()))?;
+                    .map_err(|e| PoolConfigError::new(format!("{path}.headers.{k}"), e.to_string()))?;
             }
             if legacy_sse {
                 t = t.mode(mcp_transport_http::HttpMode::LegacySse);
@@ -100,7 +100,7 @@ fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> 
         #[allow(unreachable_patterns)]
         _ => {
             let _ = pool;
-            Err(ConfigError::new(
+            Err(PoolConfigError::new(
                 path,
                 "this kind of server is not compiled in (cargo features `stdio`, `http`)",
             )

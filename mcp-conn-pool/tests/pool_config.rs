@@ -87,114 +87,114 @@ fn every_error_names_the_server_and_the_field() {
     let cases = [
         ("{", "config: not valid JSON"),
         ("[]", "config: expected an object"),
-        ("{}", "config: no \"mcpServers\" object"),
+        ("{}", "config: no \"mcpServers\""),
         (
             r#"{"mcpServers": []}"#,
-            "servers: expected an object of servers",
+            "mcpServers: expected an object of strings",
         ),
         (
             r#"{"mcpServers": {"fs": 3}}"#,
-            "servers.fs: expected an object",
+            "mcpServers.fs: expected an object",
         ),
         (
             r#"{"mcpServers": {"fs": {}}}"#,
-            "servers.fs: needs \"command\" (stdio) or \"url\" (HTTP)",
+            "mcpServers.fs: needs \"command\" (stdio) or \"url\" (HTTP)",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "url": "b"}}}"#,
-            "servers.fs: has both \"command\" and \"url\"",
+            "mcpServers.fs: has both \"command\" and \"url\"",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": 7}}}"#,
-            "servers.fs.command: expected a string",
+            "mcpServers.fs.command: expected a string",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "args": ["x", "y", 3]}}}"#,
-            "servers.fs.args[2]: expected a string",
+            "mcpServers.fs.args[2]: expected a string",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "args": "x"}}}"#,
-            "servers.fs.args: expected an array of strings",
+            "mcpServers.fs.args: expected an array of strings",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "env": {"K": 1}}}}"#,
-            "servers.fs.env.K: expected a string",
+            "mcpServers.fs.env.K: expected a string",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "env": []}}}"#,
-            "servers.fs.env: expected an object of strings",
+            "mcpServers.fs.env: expected an object of strings",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "cwd": false}}}"#,
-            "servers.fs.cwd: expected a string",
+            "mcpServers.fs.cwd: expected a string",
         ),
         (
             r#"{"mcpServers": {"w": {"url": "u", "headers": {"X": null, "Y": 2}}}}"#,
-            "servers.w.headers.X: expected a string",
+            "mcpServers.w.headers.X: expected a string",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "type": "pigeon"}}}"#,
-            "servers.fs.type: unknown transport \"pigeon\"",
+            "mcpServers.fs.type: unknown transport \"pigeon\"",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "transport": 1}}}"#,
-            "servers.fs.transport: expected a string",
+            "mcpServers.fs.transport: expected a string",
         ),
         (
             r#"{"mcpServers": {"fs": {"type": "stdio", "url": "u"}}}"#,
-            "servers.fs.url: a stdio server takes \"command\"",
+            "mcpServers.fs.url: a stdio server takes \"command\"",
         ),
         (
             r#"{"mcpServers": {"fs": {"type": "http", "command": "c"}}}"#,
-            "servers.fs.command: an HTTP server takes \"url\"",
+            "mcpServers.fs.command: an HTTP server takes \"url\"",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "disabled": "yes"}}}"#,
-            "servers.fs.disabled: expected true or false",
+            "mcpServers.fs.disabled: expected true or false",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "${NOPE}"}}}"#,
-            "servers.fs.command: environment variable NOPE is not set",
+            "mcpServers.fs.command: environment variable NOPE is not set",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "args": ["${env:GONE}"]}}}"#,
-            "servers.fs.args[0]: environment variable GONE is not set",
+            "mcpServers.fs.args[0]: environment variable GONE is not set",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a${HOME"}}}"#,
-            "servers.fs.command: unterminated",
+            "mcpServers.fs.command: unterminated",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a${}"}}}"#,
-            "servers.fs.command: empty variable name",
+            "mcpServers.fs.command: empty variable name",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": 1}}}"#,
-            "servers.fs.connection: expected an object",
+            "mcpServers.fs.connection: expected an object",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": {"request_timeout": "60"}}}}"#,
-            "servers.fs.connection.request_timeout: expected a number of seconds",
+            "mcpServers.fs.connection.request_timeout: expected a number of seconds",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": {"request_timeout": -1}}}}"#,
-            "servers.fs.connection.request_timeout: expected a number of seconds",
+            "mcpServers.fs.connection.request_timeout: expected a number of seconds",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": {"max_reconnect_attempts": 1.5}}}}"#,
-            "servers.fs.connection.max_reconnect_attempts: expected a whole number",
+            "mcpServers.fs.connection.max_reconnect_attempts: expected a whole number",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": {"auto_reconnect": 1}}}}"#,
-            "servers.fs.connection.auto_reconnect: expected true or false",
+            "mcpServers.fs.connection.auto_reconnect: expected true or false",
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": {"retries": 3}}}}"#,
-            "servers.fs.connection.retries: unknown setting",
+            "mcpServers.fs.connection.retries: unknown setting",
         ),
         (
             r#"{"mcpServers": {"": {"command": "a"}}}"#,
-            "servers.: a server needs a name",
+            "mcpServers.: a server needs a name",
         ),
     ];
     for (json, want) in cases {
@@ -216,7 +216,7 @@ fn a_pool_from_config_skips_disabled_servers_and_checks_urls() {
     let err = ConnectionPool::from_config_str(r#"{"mcpServers": {"w": {"url": "ftp://x/y"}}}"#)
         .expect_err("bad url");
     assert!(
-        matches!(&err, Error::Config(c) if c.path == "servers.w.url"),
+        matches!(&err, Error::Config(c) if c.path == "mcpServers.w.url"),
         "{err}"
     );
     let err = ConnectionPool::from_config_str(
@@ -224,7 +224,7 @@ fn a_pool_from_config_skips_disabled_servers_and_checks_urls() {
     )
     .expect_err("bad header");
     assert!(
-        matches!(&err, Error::Config(c) if c.path == "servers.w.headers.bad header"),
+        matches!(&err, Error::Config(c) if c.path == "mcpServers.w.headers.bad header"),
         "{err}"
     );
     let err = ConnectionPool::from_config_file("/no/such/mcp.json").expect_err("no file");
@@ -273,14 +273,14 @@ fn durations_that_cannot_be_are_errors_naming_the_field_never_panics() {
         );
         let err = parse(&doc).expect_err(&doc);
         assert!(
-            err.starts_with(&format!("servers.s.connection.{field}:")),
+            err.starts_with(&format!("mcpServers.s.connection.{field}:")),
             "{err}"
         );
     }
     let err = parse(r#"{"mcpServers": {"s": {"command": "x", "connection": {"reconnect_delay": 10, "max_reconnect_delay": 1}}}}"#)
         .expect_err("max below first");
     assert!(
-        err.starts_with("servers.s.connection.max_reconnect_delay:"),
+        err.starts_with("mcpServers.s.connection.max_reconnect_delay:"),
         "{err}"
     );
 }
