@@ -82,16 +82,23 @@ fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> 
             headers,
             legacy_sse,
         } => {
-            let mut t = mcp_transport_http::HttpTransport::new(&url)
-                .map_err(|e| ConfigError::new(format!("{path}.url"), e.to_string()))?;
-            for (k, v) in &headers {
-                t = t
-                    .header(k, v)
-                    .map_err(|e| ConfigError::new(format!("{path}.headers.{k}"), e.to_string()))?;
+            use mcp_transport_http::{HttpConfigError, HttpMode, HttpTransport};
+            let mut b = HttpTransport::builder(url);
+            for (k, v) in headers {
+                b = b.header(k, v);
             }
             if legacy_sse {
-                t = t.mode(mcp_transport_http::HttpMode::LegacySse);
+                b = b.mode(HttpMode::LegacySse);
             }
+            let t = b.build().map_err(|e| {
+                let field = match &e {
+                    HttpConfigError::InvalidHeader { name, .. }
+                    | HttpConfigError::ReservedHeader { name } => format!("{path}.headers.{name}"),
+                    HttpConfigError::InvalidUrl { .. } => format!("{path}.url"),
+                    _ => path.clone(),
+                };
+                ConfigError::new(field, e.to_string())
+            })?;
             pool.insert_with_config(server.name, t, server.connection)?;
             Ok(())
         }

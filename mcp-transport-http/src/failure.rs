@@ -26,18 +26,21 @@ pub(crate) struct DnsError {
 }
 
 /// Every error in `e`'s `source()` chain, `e` first, looking inside
-/// `io::Error`s that wrap another error (as tokio-rustls does).
+/// `io::Error`s that wrap another error (as hyper-rustls and tokio-rustls
+/// do, nested: an `io::Error`'s `source()` skips the error it wraps).
 fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
     let mut out = Vec::new();
-    let mut next = Some(e);
-    while let Some(e) = next {
-        out.push(e);
-        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
-            out.push(inner);
-        }
-        next = e.source();
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
         if out.len() > 32 {
             break; // a cycle, or an absurd chain
+        }
+        out.push(e);
+        if let Some(next) = e.source() {
+            todo.push(next);
+        }
+        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            todo.push(inner);
         }
     }
     out
@@ -144,11 +147,11 @@ mod tests {
         assert_eq!(classify(&refused), ConnectFailure::Refused);
         let timeout = io::Error::new(io::ErrorKind::TimedOut, "connect timeout");
         assert_eq!(classify(&timeout), ConnectFailure::Timeout);
-        let tls = io::Error::new(
+        let tls = io::Error::other(io::Error::new(
             io::ErrorKind::InvalidData,
             rustls::Error::General("bad".into()),
-        );
-        assert_eq!(classify(&tls), ConnectFailure::Tls);
+        ));
+        assert_eq!(classify(&tls), ConnectFailure::Tls, "nested io::Errors");
         let dns = DnsError {
             host: "x.invalid".into(),
             source: io::Error::other("no such host"),
