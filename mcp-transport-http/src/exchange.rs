@@ -179,6 +179,23 @@ fn www_authenticate(headers: &http::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A reply whose content type is neither JSON nor an event stream:
+/// [`TransportError::UnexpectedContent`] with the start of its body.
+pub(crate) async fn unexpected(resp: Response<Incoming>) -> TransportError {
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let body = read_at_most(resp.into_body(), failure::BODY_START).await;
+    TransportError::UnexpectedContent {
+        status,
+        content_type,
+        body_start: failure::body_start(&body),
+    }
+}
+
 /// Reads up to `limit` bytes of a body, ignoring the rest and any error.
 pub(crate) async fn read_at_most(mut body: Incoming, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -282,7 +299,7 @@ impl Shared {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, TransportError> {
-        let target = req.uri().to_string();
+        let target = failure::target(req.uri());
         self.client
             .request(req)
             .await
@@ -433,18 +450,8 @@ impl Shared {
                 }
             }
             (Content::Missing | Content::Other(_), None) => {} // 202 to a notification
-            (Content::Missing, Some(_)) | (Content::Other(_), Some(_)) => {
-                let content_type = resp
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .unwrap_or_default();
-                let body = read_at_most(resp.into_body(), failure::BODY_START).await;
-                return Err(kind.failure(TransportError::UnexpectedContent {
-                    status: status.as_u16(),
-                    content_type,
-                    body_start: failure::body_start(&body),
-                }));
+            (Content::Missing | Content::Other(_), Some(_)) => {
+                return Err(kind.failure(unexpected(resp).await));
             }
         }
         if matches!(kind, Kind::Initialized) {

@@ -83,6 +83,17 @@ pub(crate) fn client_error(e: hyper_util::client::legacy::Error, target: &str) -
     TransportError::Io(Arc::new(io::Error::new(kind, e)))
 }
 
+/// Where a request went, for errors and logs: scheme, host, port and path,
+/// never a user name, password or query (which may hold keys).
+pub(crate) fn target(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
+    }
+}
+
 /// A body that broke while being read.
 pub(crate) fn body_error(e: hyper::Error) -> TransportError {
     let kind = chain(&e)

@@ -9,8 +9,7 @@ use hyper::body::Incoming;
 use mcp_conn_core::TransportError;
 use url::Url;
 
-use crate::exchange::{read_at_most, refused, Content, Outgoing};
-use crate::failure;
+use crate::exchange::{refused, unexpected, Content, Outgoing};
 use crate::link::Shared;
 use crate::stream::{EventStream, StreamItem};
 
@@ -111,19 +110,7 @@ async fn event_stream(resp: Response<Incoming>) -> Result<Incoming, TransportErr
     }
     match Content::of(&resp) {
         Content::EventStream => Ok(resp.into_body()),
-        _ => {
-            let content_type = resp
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default();
-            let body = read_at_most(resp.into_body(), failure::BODY_START).await;
-            Err(TransportError::UnexpectedContent {
-                status: status.as_u16(),
-                content_type,
-                body_start: failure::body_start(&body),
-            })
-        }
+        _ => Err(unexpected(resp).await),
     }
 }
 

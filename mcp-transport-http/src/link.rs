@@ -211,9 +211,9 @@ impl Shared {
 
     /// Reads the GET stream, reopening it (with `Last-Event-ID`, after the
     /// server's `retry`) whenever it ends, until the server turns it off.
-    /// An unreachable server, a busy one (429, 503) or an idle timeout ends
-    /// the link, so that a connection notices a dead server without
-    /// waiting for a request.
+    /// A stream that breaks or idles is reopened; a server unreachable when
+    /// reopening, or busy (429, 503), ends the link, so that a connection
+    /// notices a dead server without waiting for a request.
     async fn run_get_stream(&self, mut first: Option<hyper::Response<Incoming>>) {
         let mut stream: Option<EventStream> = None;
         loop {
@@ -276,9 +276,8 @@ impl Shared {
                         // skips it); there is no request to fail.
                         tracing::warn!(error = %e, "dropped an event on the GET stream");
                     }
-                    Err(e @ TransportError::Timeout { .. }) => return self.fatal(e).await,
                     Err(e) => {
-                        tracing::debug!(error = %e, "the GET stream broke; reopening it");
+                        tracing::debug!(error = %e, "the GET stream broke or idled; reopening it");
                         break;
                     }
                 }
