@@ -13,7 +13,9 @@ use mcp_transport_http::HttpTransport;
 use serde_json::json;
 
 use crate::common::{self, within};
-use crate::{closed_port, connection, echo, is_connect_failure, server, transport_error};
+use crate::{
+    closed_port, connection, echo, handshake_error, is_connect_failure, server, transport_error,
+};
 
 #[tokio::test]
 async fn connection_refused_is_a_retryable_connect_failure_with_its_cause() {
@@ -211,13 +213,14 @@ async fn a_server_that_never_acknowledges_a_notification_times_out() {
         },
     );
     // initialize works; `notifications/initialized` is never acknowledged.
-    let _ = within("connect", conn.connect()).await;
-    common::wait_status(&conn, ConnectionStatus::Error).await;
-    let last = conn.info().last_error.unwrap_or_default();
-    assert!(
-        last.contains("timed out") && last.contains("notifications/initialized"),
-        "{last}"
-    );
+    let err = handshake_error(&conn).await;
+    match transport_error(&err) {
+        TransportError::Timeout { what, after } => {
+            assert_eq!(*after, Duration::from_millis(300));
+            assert!(what.contains("notifications/initialized"), "{what}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

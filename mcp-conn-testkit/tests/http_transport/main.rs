@@ -13,7 +13,7 @@ mod sessions;
 mod streams;
 
 use common::within;
-use mcp_conn_core::{Connection, Error, TransportError};
+use mcp_conn_core::{Connection, ConnectionStatus, Error, TransportError};
 use mcp_conn_testkit::http_server::{Behavior, TestHttpServer};
 use mcp_transport_http::HttpTransport;
 use serde_json::json;
@@ -63,4 +63,17 @@ fn closed_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// Why a connection whose handshake is refused at its end (the
+/// `notifications/initialized` POST) failed: from `connect()` if it waits
+/// for that POST, else from the session it made, once the link is lost.
+async fn handshake_error(conn: &Connection) -> Error {
+    match within("connect", conn.connect()).await {
+        Err(err) => err,
+        Ok(client) => {
+            common::wait_status(conn, ConnectionStatus::Error).await;
+            within("ping", client.ping()).await.expect_err("lost")
+        }
+    }
 }

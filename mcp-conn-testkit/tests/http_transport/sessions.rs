@@ -2,12 +2,12 @@
 //! renewal after a 404, the handshake order, and DELETE on close.
 
 use http::Method;
-use mcp_conn_core::{Connection, ConnectionConfig, ConnectionStatus};
+use mcp_conn_core::{Connection, ConnectionConfig, ConnectionStatus, TransportError};
 use mcp_conn_testkit::http_server::Behavior;
 use mcp_transport_http::HttpTransport;
 
 use crate::common::{self, within};
-use crate::{connection, echo, server};
+use crate::{connection, echo, handshake_error, server, transport_error};
 
 #[tokio::test]
 async fn every_post_is_json_and_accepts_json_and_sse() {
@@ -65,13 +65,14 @@ async fn notifications_are_delivered_on_202_and_anything_else_ends_the_link() {
         },
     );
     // initialized is refused with 500: the link is lost.
-    let _ = within("connect", conn.connect()).await;
-    common::wait_status(&conn, ConnectionStatus::Error).await;
-    assert!(conn
-        .info()
-        .last_error
-        .unwrap_or_default()
-        .contains("HTTP 500"));
+    let err = handshake_error(&conn).await;
+    assert!(
+        matches!(
+            transport_error(&err),
+            TransportError::Http { status: 500, .. }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
