@@ -103,6 +103,8 @@ pub struct Behavior {
     /// The legacy transport names this endpoint instead of its own
     /// `/messages?session=…`.
     pub legacy_endpoint: Option<String>,
+    /// GET (the stream) is answered with this status and `Retry-After`.
+    pub get_busy: Option<(u16, Option<String>)>,
 }
 
 impl Default for Behavior {
@@ -121,6 +123,7 @@ impl Default for Behavior {
             stall_notifications: false,
             quiet: false,
             legacy_endpoint: None,
+            get_busy: None,
         }
     }
 }
@@ -625,6 +628,13 @@ fn get(st: &Arc<State>, behavior: &Behavior, headers: &HeaderMap) -> Response<Bo
             });
             return stream(rx);
         }
+    }
+    if let Some((status, retry_after)) = &behavior.get_busy {
+        let mut r = full(*status, None, "busy");
+        if let Some(v) = retry_after.as_deref().and_then(|v| v.parse().ok()) {
+            r.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        return r;
     }
     if !behavior.get_stream {
         return full(405, None, "");

@@ -10,14 +10,14 @@ use http::Method;
 use mcp_conn_core::jsonrpc::JsonRpcError;
 use mcp_conn_core::protocol::{ListRootsResult, LoggingLevel, Root};
 use mcp_conn_core::{
-    ClientHandlers, Connection, ConnectionConfig, RootsProvider, ServerNotification,
+    ClientHandlers, Connection, ConnectionConfig, RootsProvider, ServerNotification, TransportError,
 };
 use mcp_conn_testkit::http_server::{Behavior, Fault, Reply};
 use mcp_transport_http::HttpTransport;
 use serde_json::json;
 
 use crate::common::{self, within};
-use crate::{connection, echo, server};
+use crate::{connection, echo, handshake_error, server, transport_error};
 
 #[tokio::test]
 async fn json_and_sse_replies_are_both_handled() {
@@ -178,4 +178,32 @@ async fn server_requests_on_a_stream_are_answered_by_post() {
         .collect();
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].body.as_ref().expect("body")["id"], "srv-roots-1");
+}
+
+#[tokio::test]
+async fn a_busy_get_stream_ends_the_link_with_retry_after() {
+    let srv = server(Behavior {
+        get_stream: true,
+        get_busy: Some((503, Some("2".into()))),
+        ..Default::default()
+    })
+    .await;
+    let conn = Connection::with_config(
+        "web",
+        HttpTransport::new(&srv.url()).expect("url"),
+        ConnectionConfig {
+            auto_reconnect: false,
+            ..common::config()
+        },
+    );
+    let err = handshake_error(&conn).await;
+    match transport_error(&err) {
+        TransportError::Http {
+            status: 503,
+            retry_after,
+            ..
+        } => assert_eq!(*retry_after, Some(Duration::from_secs(2))),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_retryable());
 }
