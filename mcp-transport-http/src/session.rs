@@ -29,8 +29,9 @@ pub(crate) enum Stage {
     Established,
 }
 
-/// How this link talks.
-#[derive(Debug, Clone)]
+/// How this link talks. `Debug` shows no query: a legacy endpoint's query
+/// usually holds its session id.
+#[derive(Clone)]
 pub(crate) enum Wire {
     /// Streamable HTTP: everything goes to the configured URL.
     Streamable,
@@ -40,6 +41,18 @@ pub(crate) enum Wire {
         /// Where to POST.
         endpoint: Url,
     },
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wire::Streamable => f.write_str("Streamable"),
+            Wire::Legacy { endpoint } => f
+                .debug_struct("Legacy")
+                .field("endpoint", &crate::config::redacted(endpoint))
+                .finish(),
+        }
+    }
 }
 
 /// The optional GET stream's state.
@@ -312,9 +325,10 @@ mod tests {
         let mut h = HeaderMap::new();
         s.apply(&mut h, Stage::Established);
         assert!(h.contains_key(SESSION_HEADER));
-        s.switch_to_legacy(Url::parse("http://127.0.0.1/messages").expect("url"));
+        s.switch_to_legacy(Url::parse("http://127.0.0.1/messages?session=s3cr3t").expect("url"));
         let mut h = HeaderMap::new();
         s.apply(&mut h, Stage::Established);
         assert!(h.is_empty());
+        assert!(!format!("{s:?}").contains("s3cr3t"), "{s:?}");
     }
 }
