@@ -65,6 +65,8 @@ pub enum Fault {
     },
     /// Answer `200 text/html` (a login page, a proxy's error page).
     Html,
+    /// Answer `200 application/json` with JSON that is not JSON-RPC.
+    NotJsonRpc,
     /// Answer `307 Temporary Redirect` to this location.
     Redirect {
         /// The `Location` header.
@@ -477,6 +479,9 @@ async fn post(
                 Some("text/html; charset=utf-8"),
                 format!("<html><body>{}</body></html>", "please log in ".repeat(100)),
             )
+        }
+        Some(Fault::NotJsonRpc) => {
+            return full(200, Some("application/json"), r#"{"hello": "world"}"#)
         }
         Some(Fault::Redirect { location }) => {
             let mut r = full(307, None, "");

@@ -422,3 +422,24 @@ async fn a_redirect_is_not_followed() {
     );
     assert!(elsewhere.requests().is_empty(), "followed a redirect");
 }
+
+#[tokio::test]
+async fn a_json_reply_that_is_not_json_rpc_fails_its_request_at_once() {
+    let srv = server(Behavior::default()).await;
+    let conn = connection(&srv.url());
+    let client = within("connect", conn.connect()).await.expect("connects");
+    srv.push_fault(Fault::NotJsonRpc);
+    let err = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.call_tool("echo", json!({"text": "x"})),
+    )
+    .await
+    .expect("failed at once")
+    .expect_err("not JSON-RPC");
+    assert!(
+        matches!(transport_error(&err), TransportError::Protocol(_)),
+        "{err}"
+    );
+    assert_eq!(echo(&conn, "after").await, "after");
+    assert_eq!(conn.info().connection_count, 1);
+}
