@@ -23,7 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             local.url()
         }
     };
-    let connection = Connection::new("web", HttpTransport::new(&url)?);
+    let transport = HttpTransport::builder(&url)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let connection = Connection::new("web", transport);
     let client = connection.connect().await?;
     println!(
         "connected to {url}: {:?}, protocol {:?}",

@@ -145,7 +145,11 @@ pub fn parse_config(
     let servers: BTreeMap<String, RawServer> =
         serde_path_to_error::deserialize(servers).map_err(|e| {
             let at = e.path().to_string();
-            let path = if at == "." { key.to_owned() } else { format!("{key}.{at}") };
+            let path = if at == "." {
+                key.to_owned()
+            } else {
+                format!("{key}.{at}")
+            };
             PoolConfigError::new(path, shape_message(&e.into_inner().to_string()))
         })?;
     let expand = Expander { lookup: &lookup };
@@ -165,6 +169,7 @@ fn shape_message(message: &str) -> String {
     message
         .replace("expected a sequence", "expected an array of strings")
         .replace("expected a map", "expected an object of strings")
+        .replace("expected a boolean", "expected true or false")
 }
 
 /// One server as written. Unknown keys (hosts add their own) are ignored.
@@ -246,7 +251,11 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error
 }
 
 impl Overrides {
-    fn apply(self, path: &str, mut c: ConnectionConfig) -> Result<ConnectionConfig, PoolConfigError> {
+    fn apply(
+        self,
+        path: &str,
+        mut c: ConnectionConfig,
+    ) -> Result<ConnectionConfig, PoolConfigError> {
         let set = |field: &mut Duration, value: Option<Duration>| {
             if let Some(v) = value {
                 *field = v;
@@ -360,8 +369,9 @@ impl RawServer {
                     .map(|(i, a)| expand.expand(a, &format!("{path}.args[{i}]")))
                     .collect::<Result<Vec<_>, _>>()?;
                 ServerTransport::Stdio {
-                    command: opt(self.command, "command")?
-                        .ok_or_else(|| PoolConfigError::new(format!("{path}.command"), "missing"))?,
+                    command: opt(self.command, "command")?.ok_or_else(|| {
+                        PoolConfigError::new(format!("{path}.command"), "missing")
+                    })?,
                     args,
                     args_as_written,
                     env: map(self.env, "env")?,
@@ -431,7 +441,10 @@ impl Expander<'_> {
     }
 
     fn variable(&self, spec: &str, path: &str) -> Result<String, PoolConfigError> {
-        if spec.starts_with("input:") || spec == "workspaceFolder" || spec.starts_with("workspaceFolder") {
+        if spec.starts_with("input:")
+            || spec == "workspaceFolder"
+            || spec.starts_with("workspaceFolder")
+        {
             return Err(PoolConfigError::new(
                 path,
                 format!("\"${{{spec}}}\" is a VS Code variable this reader cannot resolve; set an environment variable and write \"${{env:NAME}}\""),

@@ -26,7 +26,7 @@ use std::path::Path;
 
 pub use catalog::{Collision, QualifiedTool, ToolCatalog};
 pub use config::{parse_config, ServerConfig, ServerTransport};
-pub use error::{PoolConfigError, Error};
+pub use error::{Error, PoolConfigError};
 pub use pool::{ConnectionPool, PoolConfig, PoolEvent, PoolHealth};
 
 impl ConnectionPool {
@@ -58,7 +58,7 @@ impl ConnectionPool {
 }
 
 fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> {
-    let path = format!("servers.{}", server.name);
+    let path = format!("mcpServers.{}", server.name);
     match server.transport {
         #[cfg(feature = "stdio")]
         ServerTransport::Stdio {
@@ -84,16 +84,23 @@ fn add_server(pool: &ConnectionPool, server: ServerConfig) -> Result<(), Error> 
             headers,
             legacy_sse,
         } => {
-            let mut t = mcp_transport_http::HttpTransport::new(&url)
-                .map_err(|e| PoolConfigError::new(format!("{path}.url"), e.to_string()))?;
-            for (k, v) in &headers {
-                t = t
-                    .header(k, v)
-                    .map_err(|e| PoolConfigError::new(format!("{path}.headers.{k}"), e.to_string()))?;
+            use mcp_transport_http::{HttpConfigError, HttpMode, HttpTransport};
+            let mut b = HttpTransport::builder(url);
+            for (k, v) in headers {
+                b = b.header(k, v);
             }
             if legacy_sse {
-                t = t.mode(mcp_transport_http::HttpMode::LegacySse);
+                b = b.mode(HttpMode::LegacySse);
             }
+            let t = b.build().map_err(|e| {
+                let field = match &e {
+                    HttpConfigError::InvalidHeader { name, .. }
+                    | HttpConfigError::ReservedHeader { name } => format!("{path}.headers.{name}"),
+                    HttpConfigError::InvalidUrl { .. } => format!("{path}.url"),
+                    _ => path.clone(),
+                };
+                PoolConfigError::new(field, e.to_string())
+            })?;
             pool.insert_with_config(server.name, t, server.connection)?;
             Ok(())
         }

@@ -10,6 +10,7 @@ fn env(var: &str) -> Option<String> {
     match var {
         "HOME" => Some("/home/ada".into()),
         "TOKEN" => Some("s3cret".into()),
+        "EMPTY" => Some(String::new()),
         _ => None,
     }
 }
@@ -190,20 +191,21 @@ fn every_error_names_the_server_and_the_field() {
         ),
         (
             r#"{"mcpServers": {"fs": {"command": "a", "connection": {"retries": 3}}}}"#,
-            "mcpServers.fs.connection.retries: unknown setting",
+            "mcpServers.fs.connection.retries: unknown field `retries`",
         ),
         (
             r#"{"mcpServers": {"": {"command": "a"}}}"#,
             "mcpServers.: a server needs a name",
         ),
     ];
+    let mut wrong = Vec::new();
     for (json, want) in cases {
         let got = parse(json).expect_err(json);
-        assert!(
-            got.starts_with(want),
-            "{json}\n  got:  {got}\n  want: {want}…"
-        );
+        if !got.starts_with(want) {
+            wrong.push(format!("{json}\n  got:  {got}\n  want: {want}…"));
+        }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
@@ -283,4 +285,36 @@ fn durations_that_cannot_be_are_errors_naming_the_field_never_panics() {
         err.starts_with("mcpServers.s.connection.max_reconnect_delay:"),
         "{err}"
     );
+}
+
+#[test]
+fn variables_take_defaults_and_escapes_as_hosts_write_them() {
+    let servers = parse(
+        r#"{"mcpServers": {
+            "a": {"command": "run", "args": ["${UNSET_VAR:-fallback}", "${TOKEN:-unused}", "$${HOME}", "${env:EMPTY:-was empty}"]},
+            "w": {"serverUrl": "https://${UNSET_HOST:-mcp.example.com}/mcp"}
+        }}"#,
+    )
+    .expect("parses");
+    let ServerTransport::Stdio { args, .. } = &servers[0].transport else {
+        panic!("stdio")
+    };
+    assert_eq!(args, &["fallback", "s3cret", "${HOME}", "was empty"]);
+    assert!(matches!(
+        &servers[1].transport,
+        ServerTransport::Http { url, .. } if url == "https://mcp.example.com/mcp"
+    ));
+    for (json, want) in [
+        (
+            r#"{"servers": {"v": {"command": "x", "args": ["${input:token}"]}}}"#,
+            "servers.v.args[0]: \"${input:token}\" is a VS Code variable",
+        ),
+        (
+            r#"{"servers": {"v": {"command": "x", "cwd": "${workspaceFolder}"}}}"#,
+            "servers.v.cwd: \"${workspaceFolder}\" is a VS Code variable",
+        ),
+    ] {
+        let got = parse(json).expect_err(json);
+        assert!(got.starts_with(want), "{got}");
+    }
 }

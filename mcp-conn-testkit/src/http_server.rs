@@ -56,6 +56,22 @@ pub enum Fault {
     },
     /// Forget every session first (so a request with one gets 404).
     ExpireSessions,
+    /// Answer with this status and, if given, this `Retry-After` value.
+    Busy {
+        /// 429 or 503, typically.
+        status: u16,
+        /// The `Retry-After` header as sent.
+        retry_after: Option<String>,
+    },
+    /// Answer `200 text/html` (a login page, a proxy's error page).
+    Html,
+    /// Answer `200 application/json` with JSON that is not JSON-RPC.
+    NotJsonRpc,
+    /// Answer `307 Temporary Redirect` to this location.
+    Redirect {
+        /// The `Location` header.
+        location: String,
+    },
 }
 
 /// The server's settings.
@@ -86,6 +102,11 @@ pub struct Behavior {
     /// `tools/call` without `Authorization: Bearer <this>` gets 403
     /// `insufficient_scope` (scope `tools:call`).
     pub scoped_token: Option<String>,
+    /// The legacy transport names this endpoint instead of its own
+    /// `/messages?session=…`.
+    pub legacy_endpoint: Option<String>,
+    /// GET (the stream) is answered with this status and `Retry-After`.
+    pub get_busy: Option<(u16, Option<String>)>,
 }
 
 impl Default for Behavior {
@@ -103,6 +124,8 @@ impl Default for Behavior {
             scoped_token: None,
             stall_notifications: false,
             quiet: false,
+            legacy_endpoint: None,
+            get_busy: None,
         }
     }
 }
@@ -341,7 +364,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     });
     let behavior = lock(&st.behavior).clone();
     if behavior.legacy {
-        return legacy(&st, &parts.method, &path, json).await;
+        return legacy(&st, &behavior, &parts.method, &path, json).await;
     }
     match parts.method {
         Method::POST => post(&st, &behavior, &parts.headers, json).await,
@@ -440,6 +463,33 @@ async fn post(
             return r;
         }
         Some(Fault::Status(code)) => return full(*code, None, format!("injected {code}")),
+        Some(Fault::Busy {
+            status,
+            retry_after,
+        }) => {
+            let mut r = full(*status, None, "busy");
+            if let Some(v) = retry_after.as_deref().and_then(|v| v.parse().ok()) {
+                r.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        Some(Fault::Html) => {
+            return full(
+                200,
+                Some("text/html; charset=utf-8"),
+                format!("<html><body>{}</body></html>", "please log in ".repeat(100)),
+            )
+        }
+        Some(Fault::NotJsonRpc) => {
+            return full(200, Some("application/json"), r#"{"hello": "world"}"#)
+        }
+        Some(Fault::Redirect { location }) => {
+            let mut r = full(307, None, "");
+            if let Ok(v) = location.parse() {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            return r;
+        }
         Some(Fault::Stall) => {
             std::future::pending::<()>().await;
         }
@@ -584,6 +634,13 @@ fn get(st: &Arc<State>, behavior: &Behavior, headers: &HeaderMap) -> Response<Bo
             return stream(rx);
         }
     }
+    if let Some((status, retry_after)) = &behavior.get_busy {
+        let mut r = full(*status, None, "busy");
+        if let Some(v) = retry_after.as_deref().and_then(|v| v.parse().ok()) {
+            r.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     if !behavior.get_stream {
         return full(405, None, "");
     }
@@ -599,6 +656,7 @@ fn get(st: &Arc<State>, behavior: &Behavior, headers: &HeaderMap) -> Response<Bo
 /// POSTs to the endpoint get 202 and their answers on the stream.
 async fn legacy(
     st: &Arc<State>,
+    behavior: &Behavior,
     method: &Method,
     path: &str,
     json: Option<Value>,
@@ -607,8 +665,12 @@ async fn legacy(
         Method::GET => {
             let sid = format!("legacy-{}", st.counter.fetch_add(1, Ordering::SeqCst));
             let (tx, rx) = mpsc::channel(64);
+            let endpoint = behavior
+                .legacy_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("/messages?session={sid}"));
             let _ = tx.try_send(Bytes::from(format!(
-                "event: endpoint\ndata: /messages?session={sid}\n\n"
+                "event: endpoint\ndata: {endpoint}\n\n"
             )));
             lock(&st.legacy_streams).insert(sid, tx.clone());
             lock(&st.streams).push(tx);

@@ -77,7 +77,7 @@ impl AuthChallenge {
     }
 }
 
-/// Supplies bearer tokens for one server (checklist items 58-60).
+/// Supplies bearer tokens for one server.
 ///
 /// On a 401 the transport calls [`TokenProvider::refresh`] once and retries;
 /// a second 401 ends the link with `TransportError::Unauthorized`. On a 403

@@ -26,18 +26,21 @@ pub(crate) struct DnsError {
 }
 
 /// Every error in `e`'s `source()` chain, `e` first, looking inside
-/// `io::Error`s that wrap another error (as tokio-rustls does).
+/// `io::Error`s that wrap another error (as hyper-rustls and tokio-rustls
+/// do, nested: an `io::Error`'s `source()` skips the error it wraps).
 fn chain<'a>(e: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
     let mut out = Vec::new();
-    let mut next = Some(e);
-    while let Some(e) = next {
-        out.push(e);
-        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
-            out.push(inner);
-        }
-        next = e.source();
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
         if out.len() > 32 {
             break; // a cycle, or an absurd chain
+        }
+        out.push(e);
+        if let Some(next) = e.source() {
+            todo.push(next);
+        }
+        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            todo.push(inner);
         }
     }
     out
@@ -78,6 +81,17 @@ pub(crate) fn client_error(e: hyper_util::client::legacy::Error, target: &str) -
         .find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
         .unwrap_or(io::ErrorKind::Other);
     TransportError::Io(Arc::new(io::Error::new(kind, e)))
+}
+
+/// Where a request went, for errors and logs: scheme, host, port and path,
+/// never a user name, password or query (which may hold keys).
+pub(crate) fn target(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
+    }
 }
 
 /// A body that broke while being read.
@@ -144,11 +158,11 @@ mod tests {
         assert_eq!(classify(&refused), ConnectFailure::Refused);
         let timeout = io::Error::new(io::ErrorKind::TimedOut, "connect timeout");
         assert_eq!(classify(&timeout), ConnectFailure::Timeout);
-        let tls = io::Error::new(
+        let tls = io::Error::other(io::Error::new(
             io::ErrorKind::InvalidData,
             rustls::Error::General("bad".into()),
-        );
-        assert_eq!(classify(&tls), ConnectFailure::Tls);
+        ));
+        assert_eq!(classify(&tls), ConnectFailure::Tls, "nested io::Errors");
         let dns = DnsError {
             host: "x.invalid".into(),
             source: io::Error::other("no such host"),

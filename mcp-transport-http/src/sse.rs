@@ -34,6 +34,9 @@ pub(crate) struct SseParser {
     max: usize,
     /// A `\r` ended the last line; a following `\n` belongs to it.
     after_cr: bool,
+    /// The current event was too large: its lines are dropped until it
+    /// ends, and reading goes on with the next one.
+    skipping: bool,
 }
 
 impl SseParser {
@@ -45,6 +48,7 @@ impl SseParser {
             has_data: false,
             max: max_event_size.max(1),
             after_cr: false,
+            skipping: false,
         }
     }
 
@@ -55,6 +59,8 @@ impl SseParser {
 
     /// The next complete event, if any. Events with no data are skipped
     /// (priming events), but their `id` and `retry` are still reported.
+    /// An event over the limit is reported once, as [`TooLarge`], and the
+    /// rest of it is dropped: the next call goes on after it.
     pub(crate) fn next_event(&mut self) -> Result<Option<Event>, TooLarge> {
         loop {
             if self.after_cr && self.buf.first() == Some(&b'\n') {
@@ -62,16 +68,22 @@ impl SseParser {
             }
             self.after_cr = false;
             let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') else {
-                if self.buf.len() > self.max {
-                    return Err(TooLarge {
-                        size: self.buf.len(),
-                    });
+                if self.skipping {
+                    self.buf.clear(); // part of a line of the dropped event
+                } else if self.buf.len() > self.max {
+                    let size = self.size + self.buf.len();
+                    self.buf.clear();
+                    return Err(self.too_large(size));
                 }
                 return Ok(None);
             };
             self.after_cr = self.buf[end] == b'\r';
             let line = self.buf.split_to(end);
             self.buf.advance(1);
+            if self.skipping {
+                self.skipping = !line.is_empty();
+                continue;
+            }
             if line.is_empty() {
                 let event = std::mem::take(&mut self.current);
                 let had_data = std::mem::take(&mut self.has_data);
@@ -93,7 +105,7 @@ impl SseParser {
                 "data" => {
                     self.size += value.len() + 1;
                     if self.size > self.max {
-                        return Err(TooLarge { size: self.size });
+                        return Err(self.too_large(self.size));
                     }
                     if self.has_data {
                         self.current.data.push('\n');
@@ -111,6 +123,17 @@ impl SseParser {
                 _ => {}
             }
         }
+    }
+}
+
+impl SseParser {
+    /// Drops the current event and skips to its end.
+    fn too_large(&mut self, size: usize) -> TooLarge {
+        self.current = Event::default();
+        self.has_data = false;
+        self.size = 0;
+        self.skipping = true;
+        TooLarge { size }
     }
 }
 
@@ -178,5 +201,27 @@ mod tests {
         // A never-ending line is refused too.
         let got = events(64, &["data: ", &"y".repeat(100)]);
         assert!(matches!(got.last(), Some(Err(TooLarge { .. }))));
+    }
+
+    #[test]
+    fn reading_goes_on_after_an_oversized_event() {
+        let mut p = SseParser::new(64);
+        let big = "z".repeat(100);
+        p.push(format!("data: {big}\ndata: {big}\n\ndata: small\n\n").as_bytes());
+        assert!(matches!(p.next_event(), Err(TooLarge { size }) if size > 64));
+        assert_eq!(
+            p.next_event().ok().flatten().map(|e| e.data),
+            Some("small".into())
+        );
+        // An endless line spread over chunks is dropped as it comes.
+        p.push(format!("data: {big}").as_bytes());
+        assert!(p.next_event().is_err());
+        p.push(big.as_bytes());
+        assert_eq!(p.next_event().ok().flatten(), None, "still skipping");
+        p.push(b"\n\ndata: after\n\n");
+        assert_eq!(
+            p.next_event().ok().flatten().map(|e| e.data),
+            Some("after".into())
+        );
     }
 }

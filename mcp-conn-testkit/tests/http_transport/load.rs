@@ -1,0 +1,72 @@
+//! Load: many concurrent requests, large responses, connection reuse.
+
+use http::Method;
+use mcp_conn_testkit::http_server::{Behavior, Reply};
+use serde_json::json;
+
+use crate::common::within;
+use crate::{common, connection, echo, server};
+
+#[tokio::test]
+async fn a_thousand_concurrent_requests_share_one_session() {
+    let srv = server(Behavior::default()).await;
+    let conn = connection(&srv.url());
+    let client = within("connect", conn.connect()).await.expect("connects");
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let c = client.clone();
+        calls.spawn(async move { (i, c.call_tool("echo", json!({"text": i.to_string()})).await) });
+    }
+    within("all answers", async {
+        while let Some(done) = calls.join_next().await {
+            let (i, r) = done.expect("task");
+            assert_eq!(r.expect("answered").text(), i.to_string());
+        }
+    })
+    .await;
+    assert_eq!(srv.requests_for("initialize").len(), 1);
+    assert!(srv
+        .requests_for("tools/call")
+        .iter()
+        .all(|r| r.header("mcp-session-id") == Some("sess-0")));
+}
+
+#[tokio::test]
+async fn a_10_mib_response_arrives_whole() {
+    for reply in [Reply::Json, Reply::Sse] {
+        let srv = server(Behavior {
+            reply,
+            ..Default::default()
+        })
+        .await;
+        let conn = connection(&srv.url());
+        let client = within("connect", conn.connect()).await.expect("connects");
+        let r = within(
+            "big",
+            client.call_tool("big", json!({"bytes": 10 * 1024 * 1024})),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(r.text().len(), 10 * 1024 * 1024, "{reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn requests_reuse_one_kept_alive_connection() {
+    let srv = server(Behavior::default()).await;
+    let conn = connection(&srv.url());
+    within("connect", conn.connect()).await.expect("connects");
+    echo(&conn, "warm").await;
+    common::eventually("the GET attempt", || {
+        srv.requests().iter().any(|r| r.method == Method::GET)
+    })
+    .await;
+    // The handshake's concurrent POSTs may have opened a second pooled
+    // connection; from here on, sequential calls must reuse them.
+    let before = srv.connections();
+    for i in 0..20 {
+        echo(&conn, &i.to_string()).await;
+    }
+    assert_eq!(srv.connections(), before, "20 calls opened new connections");
+    assert!(before <= 3, "{before} connections");
+}

@@ -1,0 +1,566 @@
+//! One HTTP exchange: building a request, sending it (asking the token
+//! provider again on 401 and 403 `insufficient_scope`), and what one POSTed
+//! message's answer means: a JSON or SSE reply, a renewed session, the
+//! legacy fallback, or a failure of the request or of the link.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use mcp_conn_core::jsonrpc::{Message, RequestId};
+use mcp_conn_core::TransportError;
+use url::Url;
+
+use crate::auth::AuthChallenge;
+use crate::config::{bearer, Credentials, HttpMode};
+use crate::failure;
+use crate::link::{lock, Shared};
+use crate::session::{Stage, Wire, SESSION_HEADER};
+use crate::stream::{messages, violation, EventStream, StreamItem};
+
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+const EVENT_STREAM: &str = "text/event-stream";
+/// Step-ups (403 `insufficient_scope`) tried for one message.
+const MAX_STEP_UPS: u32 = 2;
+/// The most of an error body read (its start is quoted in the error).
+const ERROR_BODY: usize = 64 * 1024;
+
+/// A failure, and what it ends.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Fails the one request it happened to (its caller gets the error);
+    /// the link lives on. For a message that is not a request, this ends
+    /// the link too.
+    Request(TransportError),
+    /// The link is unusable: it ends, failing everything in flight.
+    Link(TransportError),
+}
+
+impl Failure {
+    pub(crate) fn into_error(self) -> TransportError {
+        match self {
+            Failure::Request(e) | Failure::Link(e) => e,
+        }
+    }
+}
+
+/// The network failed (unreachable, refused, reset): the link is lost.
+impl From<TransportError> for Failure {
+    fn from(e: TransportError) -> Self {
+        Failure::Link(e)
+    }
+}
+
+/// What an HTTP request is.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    /// POST a JSON-RPC message.
+    Post {
+        /// The message, serialised.
+        body: Bytes,
+        /// Which session headers it carries.
+        stage: Stage,
+    },
+    /// GET an event stream (the GET stream, a resumption, the legacy
+    /// stream).
+    Get {
+        /// Resume after this event.
+        last_event_id: Option<String>,
+    },
+    /// DELETE the session.
+    Delete,
+}
+
+/// What a body is, by its content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Content {
+    Json,
+    EventStream,
+    /// No content type (an empty 202).
+    Missing,
+    /// Anything else, as sent.
+    Other(String),
+}
+
+impl Content {
+    pub(crate) fn of(resp: &Response<Incoming>) -> Self {
+        let Some(value) = resp.headers().get(CONTENT_TYPE) else {
+            return Content::Missing;
+        };
+        let text = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+        let essence = text.split(';').next().unwrap_or_default().trim();
+        match essence {
+            "application/json" => Content::Json,
+            EVENT_STREAM => Content::EventStream,
+            _ => Content::Other(text),
+        }
+    }
+}
+
+/// What kind of message is POSTed: it decides the session headers, what a
+/// failure ends, and what waits for the answer.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// `initialize`: everything about it is the link's.
+    Initialize(RequestId),
+    /// Any other request: its failures are its own.
+    Request(RequestId),
+    /// `notifications/initialized`: the GET stream opens after it.
+    Initialized,
+    /// Another notification, or a response to the server.
+    Other,
+}
+
+impl Kind {
+    fn of(msg: &Message) -> Self {
+        match msg {
+            Message::Request(r) if r.method == "initialize" => Kind::Initialize(r.id.clone()),
+            Message::Request(r) => Kind::Request(r.id.clone()),
+            Message::Notification(n) if n.method == "notifications/initialized" => {
+                Kind::Initialized
+            }
+            _ => Kind::Other,
+        }
+    }
+
+    /// `error`, as a failure of this request alone when the message is a
+    /// plain request, else of the link.
+    fn failure(&self, error: TransportError) -> Failure {
+        match self {
+            Kind::Request(_) => Failure::Request(error),
+            _ => Failure::Link(error),
+        }
+    }
+
+    fn request_id(&self) -> Option<&RequestId> {
+        match self {
+            Kind::Initialize(id) | Kind::Request(id) => Some(id),
+            Kind::Initialized | Kind::Other => None,
+        }
+    }
+}
+
+/// The error for a refused answer (any status but 2xx), reading the start
+/// of its body: 401 is [`TransportError::Unauthorized`] with the challenge,
+/// anything else [`TransportError::Http`] with `Retry-After` (429, 503).
+pub(crate) async fn refused(resp: Response<Incoming>) -> TransportError {
+    let (status, headers, body) = split(resp).await;
+    status_error(status, &headers, &body)
+}
+
+async fn split(resp: Response<Incoming>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let (parts, body) = resp.into_parts();
+    let body = read_at_most(body, ERROR_BODY).await;
+    (parts.status, parts.headers, body)
+}
+
+fn status_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> TransportError {
+    if status == StatusCode::UNAUTHORIZED {
+        return TransportError::Unauthorized {
+            www_authenticate: www_authenticate(headers),
+        };
+    }
+    TransportError::Http {
+        status: status.as_u16(),
+        body: failure::body_start(body),
+        retry_after: failure::retry_after(headers),
+    }
+}
+
+fn www_authenticate(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A reply whose content type is neither JSON nor an event stream:
+/// [`TransportError::UnexpectedContent`] with the start of its body.
+pub(crate) async fn unexpected(resp: Response<Incoming>) -> TransportError {
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let body = read_at_most(resp.into_body(), failure::BODY_START).await;
+    TransportError::UnexpectedContent {
+        status,
+        content_type,
+        body_start: failure::body_start(&body),
+    }
+}
+
+/// Reads up to `limit` bytes of a body, ignoring the rest and any error.
+pub(crate) async fn read_at_most(mut body: Incoming, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = limit - out.len();
+                    out.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Reads a whole body of at most `limit` bytes.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, TransportError> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(failure::body_error)?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(TransportError::MessageTooLarge {
+                    size: out.len() + data.len(),
+                    limit,
+                });
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+impl Shared {
+    /// Where POSTs go now.
+    fn post_url(&self) -> Url {
+        match self.session.wire() {
+            Wire::Streamable => self.settings.url.clone(),
+            Wire::Legacy { endpoint } => endpoint,
+        }
+    }
+
+    /// An HTTP request with the static headers, the token and the session's
+    /// headers.
+    pub(crate) fn build(
+        &self,
+        url: &Url,
+        out: &Outgoing,
+    ) -> Result<Request<Full<Bytes>>, TransportError> {
+        let method = match out {
+            Outgoing::Post { .. } => Method::POST,
+            Outgoing::Get { .. } => Method::GET,
+            Outgoing::Delete => Method::DELETE,
+        };
+        let mut req = Request::builder().method(method).uri(url.as_str());
+        if let Some(headers) = req.headers_mut() {
+            headers.extend(self.settings.headers.clone());
+            if let Some(token) = lock(&self.token).clone() {
+                headers.insert(AUTHORIZATION, token);
+            }
+            let stage = match out {
+                Outgoing::Post { body: _, stage } => *stage,
+                Outgoing::Get { .. } | Outgoing::Delete => Stage::Established,
+            };
+            self.session.apply(headers, stage);
+            match out {
+                Outgoing::Post { .. } => {
+                    headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_BOTH));
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Outgoing::Get { last_event_id } => {
+                    headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+                    if let Some(v) = last_event_id
+                        .as_deref()
+                        .and_then(|l| HeaderValue::from_str(l).ok())
+                    {
+                        headers.insert(HeaderName::from_static("last-event-id"), v);
+                    }
+                }
+                Outgoing::Delete => {
+                    headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_BOTH));
+                }
+            }
+        }
+        let body = match out {
+            Outgoing::Post { body, .. } => body.clone(),
+            Outgoing::Get { .. } | Outgoing::Delete => Bytes::new(),
+        };
+        req.body(Full::new(body)).map_err(|e| {
+            TransportError::Protocol(format!(
+                "cannot build a request for {}: {e}",
+                crate::config::redacted(url)
+            ))
+        })
+    }
+
+    /// Sends one request as it is (no redirect is followed).
+    pub(crate) async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, TransportError> {
+        let target = failure::target(req.uri());
+        self.client
+            .request(req)
+            .await
+            .map_err(|e| failure::client_error(e, &target))
+    }
+
+    /// Sends `out` to `url` and returns the answer, whatever its status,
+    /// after asking the token provider for a new token on 401 (once) and
+    /// for a wider one on 403 `insufficient_scope` (at most twice). This is
+    /// the one place that reads `WWW-Authenticate` for a retry.
+    pub(crate) async fn exchange(
+        &self,
+        url: &Url,
+        out: &Outgoing,
+    ) -> Result<Response<Incoming>, TransportError> {
+        let (mut refreshed, mut step_ups) = (false, 0);
+        loop {
+            let resp = self.send(self.build(url, out)?).await?;
+            let Credentials::Provider(provider) = &self.settings.credentials else {
+                return Ok(resp);
+            };
+            let status = resp.status();
+            let www = www_authenticate(resp.headers()).unwrap_or_default();
+            let challenge = AuthChallenge::parse(status.as_u16(), &www);
+            let step_up = status == StatusCode::FORBIDDEN
+                && challenge.error.as_deref() == Some("insufficient_scope");
+            let unauthorized = status == StatusCode::UNAUTHORIZED;
+            if !((unauthorized && !refreshed) || (step_up && step_ups < MAX_STEP_UPS)) {
+                return Ok(resp);
+            }
+            if unauthorized {
+                refreshed = true;
+            } else {
+                step_ups += 1;
+            }
+            let (status, headers, body) = split(resp).await;
+            match provider.refresh(&challenge).await.map(|t| bearer(&t)) {
+                Some(Ok(token)) => *lock(&self.token) = Some(token),
+                Some(Err(_)) | None => return Err(status_error(status, &headers, &body)),
+            }
+        }
+    }
+
+    /// POSTs one message and handles its answer.
+    pub(crate) async fn deliver(self: &Arc<Self>, msg: &Message) -> Result<(), Failure> {
+        let kind = Kind::of(msg);
+        let stage = match (&kind, msg) {
+            (Kind::Initialize(id), Message::Request(r)) => {
+                self.session.remember_initialize(id, r.params.as_ref());
+                Stage::Initialize
+            }
+            _ => Stage::Established,
+        };
+        let post = Outgoing::Post {
+            body: Bytes::from(msg.to_vec()),
+            stage,
+        };
+        let mut renewed = false;
+        loop {
+            let sent_session = self.session.id();
+            let url = self.post_url();
+            let answer = self.exchange(&url, &post);
+            let resp = match kind {
+                // Bounded by the request's own timeout: the engine cancels
+                // it, which drops this exchange.
+                Kind::Initialize(_) | Kind::Request(_) => answer.await?,
+                Kind::Initialized | Kind::Other => {
+                    let after = self.settings.response_timeout;
+                    tokio::time::timeout(after, answer).await.map_err(|_| {
+                        TransportError::Timeout {
+                            what: format!("the server's answer to a POSTed `{}`", method(msg)),
+                            after,
+                        }
+                    })??
+                }
+            };
+            let status = resp.status();
+            let legacy = self.session.is_legacy();
+            let initialize = matches!(kind, Kind::Initialize(_));
+            if status == StatusCode::NOT_FOUND
+                && sent_session.is_some()
+                && !renewed
+                && !initialize
+                && !legacy
+            {
+                // The session expired. Start a fresh one, then send this
+                // message once more.
+                tracing::info!("the server ended the session (404); starting a new one");
+                self.renew_session(sent_session.as_ref()).await?;
+                if matches!(kind, Kind::Initialized) {
+                    return Ok(()); // the fresh session sent its own (once)
+                }
+                renewed = true;
+                continue;
+            }
+            if initialize
+                && !legacy
+                && self.settings.mode == HttpMode::Auto
+                && matches!(status.as_u16(), 400 | 404 | 405)
+            {
+                // An old server: use HTTP+SSE.
+                tracing::info!(%status, "initialize was refused; trying the HTTP+SSE transport");
+                self.open_legacy().await?;
+                return Box::pin(self.deliver(msg)).await;
+            }
+            return self.settle(resp, &kind).await;
+        }
+    }
+
+    /// Handles the answer to a POSTed message.
+    async fn settle(
+        self: &Arc<Self>,
+        resp: Response<Incoming>,
+        kind: &Kind,
+    ) -> Result<(), Failure> {
+        let status = resp.status();
+        if !status.is_success() {
+            return self.refusal(resp, kind).await;
+        }
+        if matches!(kind, Kind::Initialize(_)) {
+            self.session.set_id(resp.headers().get(SESSION_HEADER));
+        }
+        if self.session.is_legacy() {
+            return Ok(()); // the answer comes on the legacy stream
+        }
+        let content = Content::of(&resp);
+        match (content, kind.request_id()) {
+            (Content::EventStream, _) => {
+                let id = kind.request_id().cloned();
+                return self.read_reply_stream(resp.into_body(), id, kind).await;
+            }
+            (Content::Json, _) => {
+                let body = read_body(resp.into_body(), self.settings.max_message_size)
+                    .await
+                    .map_err(|e| kind.failure(e))?;
+                match messages(&body) {
+                    Ok(msgs) => {
+                        for m in msgs {
+                            self.push(m).await;
+                        }
+                    }
+                    Err(e) if kind.request_id().is_some() => {
+                        return Err(kind.failure(TransportError::Protocol(format!(
+                            "the reply is not JSON-RPC: {e}"
+                        ))));
+                    }
+                    Err(e) => violation(&e, &body),
+                }
+            }
+            (Content::Missing | Content::Other(_), None) => {} // 202 to a notification
+            (Content::Missing | Content::Other(_), Some(_)) => {
+                return Err(kind.failure(unexpected(resp).await));
+            }
+        }
+        if matches!(kind, Kind::Initialized) {
+            self.open_get_stream().await;
+        }
+        Ok(())
+    }
+
+    /// A POST that got anything but 2xx. 401, 403 and 5xx other than 503
+    /// end the link; 429 and 503 (busy: retry later) and anything else fail
+    /// the request alone, unless the server sent a JSON-RPC answer, which is
+    /// passed on. On `initialize` and on notifications everything ends the
+    /// link (there is no request to fail alone).
+    async fn refusal(&self, resp: Response<Incoming>, kind: &Kind) -> Result<(), Failure> {
+        let (status, headers, body) = split(resp).await;
+        let error = status_error(status, &headers, &body);
+        match status.as_u16() {
+            401 | 403 => Err(Failure::Link(error)),
+            429 | 503 => Err(kind.failure(error)),
+            500..=599 => Err(Failure::Link(error)),
+            _ => {
+                if let Ok(msgs) = messages(&body) {
+                    let answers = msgs.iter().any(|m| {
+                        matches!((m, kind.request_id()), (Message::Response(r), Some(id)) if r.id.as_ref() == Some(id))
+                    });
+                    if answers {
+                        for m in msgs {
+                            self.push(m).await;
+                        }
+                        return Ok(());
+                    }
+                }
+                Err(kind.failure(error))
+            }
+        }
+    }
+
+    /// Reads a POST's SSE reply until the response to `id` arrives,
+    /// resuming with GET and `Last-Event-ID` when the stream breaks first.
+    /// An event over the limit, or a stream that ends (or breaks) without a
+    /// way to resume, fails this request alone; failing to reach the server
+    /// again ends the link.
+    async fn read_reply_stream(
+        self: &Arc<Self>,
+        body: Incoming,
+        id: Option<RequestId>,
+        kind: &Kind,
+    ) -> Result<(), Failure> {
+        let mut stream = EventStream::new(
+            body,
+            self.settings.idle_stream_timeout,
+            self.settings.max_message_size,
+        );
+        loop {
+            let cause = match stream.next().await {
+                Ok(Some(StreamItem::Messages(msgs))) => {
+                    let answered = msgs.iter().any(|m| {
+                        matches!((m, &id), (Message::Response(r), Some(want)) if r.id.as_ref() == Some(want))
+                    });
+                    for m in msgs {
+                        self.push(m).await;
+                    }
+                    if answered {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(Some(StreamItem::Control(e))) => {
+                    tracing::debug!(event = %e.event, "ignored an event on a reply stream");
+                    continue;
+                }
+                Ok(None) if id.is_none() => return Ok(()),
+                Ok(None) => TransportError::Eof,
+                Err(e @ TransportError::MessageTooLarge { .. }) => return Err(kind.failure(e)),
+                Err(e) => e,
+            };
+            if let Some(id) = &id {
+                tracing::debug!(%id, error = %cause, resumable = stream.resumable(), "a reply stream ended before its response");
+            }
+            stream
+                .resume(kind.failure(cause), |last| self.reopen(last, kind))
+                .await?;
+        }
+    }
+
+    /// GETs the stream again after event `last`.
+    async fn reopen(&self, last: String, kind: &Kind) -> Result<Incoming, Failure> {
+        let get = Outgoing::Get {
+            last_event_id: Some(last),
+        };
+        let resp = self.exchange(&self.settings.url, &get).await?;
+        let status = resp.status();
+        if status.is_success() && Content::of(&resp) == Content::EventStream {
+            return Ok(resp.into_body());
+        }
+        let error = refused(resp).await;
+        // The session is gone or the credentials are refused: the link is
+        // unusable. Anything else is about this stream.
+        match status.as_u16() {
+            401 | 403 | 404 => Err(Failure::Link(error)),
+            _ => Err(kind.failure(error)),
+        }
+    }
+}
+
+fn method(msg: &Message) -> &str {
+    match msg {
+        Message::Request(r) => &r.method,
+        Message::Notification(n) => &n.method,
+        Message::Response(_) => "response",
+    }
+}
