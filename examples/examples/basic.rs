@@ -6,10 +6,10 @@ use mcp_conn_core::Connection;
 use serde_json::json;
 
 #[tokio::main]
-async fn main() -> Result<(), mcp_conn_core::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     serve_if_demo_server();
     // Any command works here, e.g. StdioTransport::new("npx", ["-y", "@modelcontextprotocol/server-everything"]).
-    let connection = Connection::new("demo", demo_server("normal"));
+    let connection = Connection::new("demo", demo_server("normal").build()?);
 
     let client = connection.connect().await?;
     println!(

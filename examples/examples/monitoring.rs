@@ -18,7 +18,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reconnect_delay: Duration::from_millis(250),
         ..Default::default()
     };
-    let transport = demo_server("normal").env("FAKE_MCP_PIDFILE", &pidfile);
+    let transport = demo_server("normal")
+        .env("FAKE_MCP_PIDFILE", &pidfile)
+        .build()?;
     let connection = Connection::with_config("demo", transport, config);
     connection.connect().await?;
     connection.start_monitoring().await;

@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => println!("  {name:<8} FAILED: {e}"),
         }
     }
-    pool.start_monitoring().await;
+    pool.start_monitoring();
     table(&pool);
 
     println!("\n2. The tool catalog");

@@ -23,9 +23,11 @@ pub fn serve_if_demo_server() {
     }
 }
 
-/// A stdio transport that runs this program again as the demo server in
-/// `mode` (see `mcp_conn_testkit::fake_server`).
-pub fn demo_server(mode: &str) -> mcp_transport_stdio::StdioTransport {
+/// A stdio transport (its builder) that runs this program again as the demo
+/// server in `mode` (see `mcp_conn_testkit::fake_server`).
+pub fn demo_server(mode: &str) -> mcp_transport_stdio::StdioTransportBuilder {
     let exe = std::env::current_exe().unwrap_or_else(|_| "fake-mcp-server".into());
-    mcp_transport_stdio::StdioTransport::new(exe, mode.split_whitespace()).env(DEMO_SERVER_ENV, "1")
+    mcp_transport_stdio::StdioTransport::builder(exe)
+        .args(mode.split_whitespace())
+        .env(DEMO_SERVER_ENV, "1")
 }

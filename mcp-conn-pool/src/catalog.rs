@@ -1,15 +1,16 @@
-//! The tool catalog: every connected server's tools under qualified names.
+//! The tool catalog: every connected server's tools under qualified names,
+//! cached per server (by session and `list_changed` count), and the routes
+//! from a qualified name back to its server. A component of its own: the
+//! pool hands it the connected servers and asks it for routes.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use futures_util::StreamExt;
-use mcp_conn_core::protocol::{CallToolResult, Tool};
-use mcp_conn_core::ConnectionStatus;
-use serde_json::Value;
-
-use crate::error::Error;
-use crate::pool::ConnectionPool;
+use mcp_conn_core::protocol::Tool;
+use mcp_conn_core::Connection;
 
 /// A tool under its qualified name, `server` + separator + `tool`.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,7 @@ pub struct QualifiedTool {
 /// Two tools that would share a qualified name (possible when a server name
 /// contains the separator). The server whose name sorts first keeps it; the
 /// other tool is left out of the catalog, and reachable with
-/// [`ConnectionPool::call_tool_on`].
+/// [`crate::ConnectionPool::call_tool_on`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collision {
     /// The contested name.
@@ -38,7 +39,7 @@ pub struct Collision {
     pub tool: String,
 }
 
-/// What [`ConnectionPool::list_tools`] found.
+/// What [`crate::ConnectionPool::list_tools`] found.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ToolCatalog {
@@ -59,10 +60,6 @@ pub(crate) struct Catalog {
     routes: Mutex<HashMap<String, (String, String)>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Catalog {
     pub(crate) fn new(separator: String) -> Self {
         Catalog {
@@ -73,28 +70,30 @@ impl Catalog {
     }
 
     pub(crate) fn forget(&self, server: &str) {
-        lock(&self.cache).remove(server);
-        lock(&self.routes).retain(|_, (s, _)| s != server);
+        self.cache.lock().remove(server);
+        self.routes.lock().retain(|_, (s, _)| s != server);
     }
-}
 
-impl ConnectionPool {
-    /// Every connected server's tools under qualified names. Each server's
-    /// list is cached, and fetched again after that server sends
-    /// `notifications/tools/list_changed` or reconnects.
-    pub async fn list_tools(&self) -> ToolCatalog {
-        let catalog = &self.inner().catalog;
-        let connected: Vec<_> = self
-            .all_connections()
-            .into_iter()
-            .filter(|(_, c)| c.status() == ConnectionStatus::Connected)
-            .collect();
+    /// The server and tool behind a qualified name, as of the last refresh.
+    pub(crate) fn route(&self, qualified: &str) -> Option<(String, String)> {
+        self.routes.lock().get(qualified).cloned()
+    }
+
+    /// Lists the tools of the `connected` servers (`concurrency` at a time),
+    /// from the cache where a server's session and `list_changed` count are
+    /// unchanged, and rebuilds the routes.
+    pub(crate) async fn refresh(
+        &self,
+        connected: Vec<(String, Arc<Connection>)>,
+        concurrency: usize,
+    ) -> ToolCatalog {
+        let catalog = self;
         let fetched: Vec<(String, Result<Vec<Tool>, mcp_conn_core::Error>)> =
             futures_util::stream::iter(connected)
                 .map(|(name, conn)| async move {
                     let info = conn.info();
                     let generation = (info.connection_count, info.metrics.tools_list_changed);
-                    if let Some((g, tools)) = lock(&catalog.cache).get(&name) {
+                    if let Some((g, tools)) = catalog.cache.lock().get(&name) {
                         if *g == generation {
                             return (name, Ok(tools.clone()));
                         }
@@ -104,11 +103,14 @@ impl ConnectionPool {
                         Err(e) => Err(e),
                     };
                     if let Ok(tools) = &listed {
-                        lock(&catalog.cache).insert(name.clone(), (generation, tools.clone()));
+                        catalog
+                            .cache
+                            .lock()
+                            .insert(name.clone(), (generation, tools.clone()));
                     }
                     (name, listed)
                 })
-                .buffer_unordered(self.config().max_concurrent_connects.max(1))
+                .buffer_unordered(concurrency.max(1))
                 .collect()
                 .await;
 
@@ -146,39 +148,7 @@ impl ConnectionPool {
         out.tools
             .sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
         out.failed.sort_by(|a, b| a.0.cmp(&b.0));
-        *lock(&catalog.routes) = routes;
+        *catalog.routes.lock() = routes;
         out
-    }
-
-    /// Calls a tool by its qualified name (as [`ConnectionPool::list_tools`]
-    /// gives it), on the server it belongs to.
-    pub async fn call_tool(
-        &self,
-        qualified: &str,
-        arguments: Value,
-    ) -> Result<CallToolResult, Error> {
-        let route = lock(&self.inner().catalog.routes).get(qualified).cloned();
-        let route = match route {
-            Some(r) => Some(r),
-            None => {
-                self.list_tools().await;
-                lock(&self.inner().catalog.routes).get(qualified).cloned()
-            }
-        };
-        let (server, tool) = route.ok_or_else(|| Error::UnknownTool {
-            qualified: qualified.to_owned(),
-        })?;
-        self.call_tool_on(&server, &tool, arguments).await
-    }
-
-    /// Calls `tool` on `server` (connecting it first if need be).
-    pub async fn call_tool_on(
-        &self,
-        server: &str,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<CallToolResult, Error> {
-        let client = self.client(server).await?;
-        Ok(client.call_tool(tool, arguments).await?)
     }
 }

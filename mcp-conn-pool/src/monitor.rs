@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 
-use crate::pool::{PoolEvent, PoolInner};
+use crate::event::PoolEvent;
+use crate::pool::PoolInner;
 
 /// What the pool tells its monitor.
 #[derive(Debug)]

@@ -1,111 +1,26 @@
 //! [`ConnectionPool`]: named connections behind one monitor.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
 use futures_util::StreamExt;
+use mcp_conn_core::protocol::CallToolResult;
 use mcp_conn_core::{
     Client, Connection, ConnectionConfig, ConnectionInfo, ConnectionStatus, Transport,
 };
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
-use crate::error::Error;
+use crate::catalog::{Catalog, ToolCatalog};
+use crate::config::{parse_config, ServerConfig};
+use crate::error::{Error, PoolConfigError};
+use crate::event::{PoolEvent, PoolHealth};
 use crate::monitor::{self, MonitorCmd};
-
-/// Settings of a [`ConnectionPool`]. Plain data: write only what you change.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// The settings of connections added without their own. Default: the
-    /// core defaults.
-    pub default_connection: ConnectionConfig,
-    /// Connects run at once by [`ConnectionPool::connect_all`]. Default 16.
-    pub max_concurrent_connects: usize,
-    /// Health probes run at once by the monitor. Default 16.
-    pub max_concurrent_probes: usize,
-    /// Random spread of each probe interval, as a fraction. Default 0.1.
-    pub probe_jitter: f64,
-    /// Between server and tool in qualified tool names. Default `"__"`.
-    pub tool_separator: String,
-    /// How long [`ConnectionPool::shutdown`] may take. Default 10 s.
-    pub shutdown_timeout: Duration,
-    /// Events a slow subscriber may fall behind by. Default 1024.
-    pub event_buffer: usize,
-    /// The score below which a connected server does not count as healthy
-    /// in [`ConnectionPool::health_report`]. Default 0.7 (the Python original's).
-    pub healthy_threshold: f64,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        PoolConfig {
-            default_connection: ConnectionConfig::default(),
-            max_concurrent_connects: 16,
-            max_concurrent_probes: 16,
-            probe_jitter: 0.1,
-            tool_separator: "__".into(),
-            shutdown_timeout: Duration::from_secs(10),
-            event_buffer: 1024,
-            healthy_threshold: 0.7,
-        }
-    }
-}
-
-/// Something that happened in the pool, as [`ConnectionPool::subscribe`]
-/// delivers it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum PoolEvent {
-    /// A server was added.
-    Added {
-        /// Its name.
-        name: String,
-    },
-    /// A server was removed.
-    Removed {
-        /// Its name.
-        name: String,
-    },
-    /// A connection's status changed (in order, per connection).
-    StatusChanged {
-        /// The server.
-        name: String,
-        /// The old status.
-        from: ConnectionStatus,
-        /// The new status.
-        to: ConnectionStatus,
-    },
-    /// The monitor probed a server.
-    Probed {
-        /// The server.
-        name: String,
-        /// Whether it answered.
-        ok: bool,
-        /// How long it took, when it answered.
-        latency: Option<Duration>,
-        /// Why it failed.
-        error: Option<String>,
-    },
-}
-
-/// Every connection's snapshot plus pool totals.
-#[derive(Debug, Clone, serde::Serialize)]
-#[non_exhaustive]
-pub struct PoolHealth {
-    /// One entry per server, by name.
-    pub connections: Vec<ConnectionInfo>,
-    /// How many servers.
-    pub total: usize,
-    /// How many are connected.
-    pub connected: usize,
-    /// How many are connected with a score at or above the threshold.
-    pub healthy: usize,
-    /// How many are in `Error`.
-    pub in_error: usize,
-}
+use crate::settings::PoolConfig;
 
 struct MonitorHandle {
     cancel: CancellationToken,
@@ -121,30 +36,21 @@ pub(crate) struct PoolInner {
     pub(crate) catalog: Catalog,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl PoolInner {
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Connection>> {
-        self.conns
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        self.conns.read().get(name).cloned()
     }
 
     fn all(&self) -> Vec<(String, Arc<Connection>)> {
         self.conns
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
     fn tell_monitor(&self, cmd: MonitorCmd) {
-        if let Some(m) = lock(&self.monitor).as_ref() {
+        if let Some(m) = self.monitor.lock().as_ref() {
             let _ = m.tx.send(cmd);
         }
     }
@@ -152,12 +58,7 @@ impl PoolInner {
 
 impl Drop for PoolInner {
     fn drop(&mut self) {
-        if let Some(m) = self
-            .monitor
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(m) = self.monitor.get_mut().take() {
             m.cancel.cancel();
         }
     }
@@ -178,7 +79,7 @@ impl Drop for PoolInner {
 /// for (name, outcome) in pool.connect_all().await {
 ///     println!("{name}: {}", if outcome.is_ok() { "connected" } else { "failed" });
 /// }
-/// pool.start_monitoring().await; // one task for the whole pool
+/// pool.start_monitoring(); // one task for the whole pool
 /// let catalog = pool.list_tools().await;
 /// assert!(catalog.tools.iter().any(|t| t.qualified_name == "beta__add"));
 /// let sum = pool.call_tool("beta__add", json!({"a": 1, "b": 2})).await?;
@@ -187,6 +88,11 @@ impl Drop for PoolInner {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// A `ConnectionPool` is a cheap handle (an `Arc` inside), like the pools of
+/// deadpool and bb8: clone it into every task that needs it. The pool
+/// shuts its monitor down when the last handle is dropped.
+#[derive(Clone)]
 pub struct ConnectionPool {
     inner: Arc<PoolInner>,
 }
@@ -273,11 +179,7 @@ impl ConnectionPool {
         let interval = config.health_check_interval;
         let conn = Arc::new(Connection::with_config(name.clone(), transport, config));
         {
-            let mut conns = self
-                .inner
-                .conns
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut conns = self.inner.conns.write();
             if conns.contains_key(&name) {
                 return Err(Error::DuplicateName { name });
             }
@@ -295,7 +197,6 @@ impl ConnectionPool {
             .inner
             .conns
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
             .remove(name)
             .ok_or_else(|| Error::UnknownServer {
                 name: name.to_owned(),
@@ -333,22 +234,12 @@ impl ConnectionPool {
 
     /// The servers' names, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect()
+        self.inner.conns.read().keys().cloned().collect()
     }
 
     /// How many servers.
     pub fn len(&self) -> usize {
-        self.inner
-            .conns
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.inner.conns.read().len()
     }
 
     /// Whether the pool is empty.
@@ -371,8 +262,11 @@ impl ConnectionPool {
 
     /// Starts the pool's one monitor task (idempotent). Each server is probed
     /// every `health_check_interval` of its own settings, with jitter.
-    pub async fn start_monitoring(&self) {
-        let mut slot = lock(&self.inner.monitor);
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (it spawns the monitor task).
+    pub fn start_monitoring(&self) {
+        let mut slot = self.inner.monitor.lock();
         if slot.as_ref().is_some_and(|m| !m.task.is_finished()) {
             return;
         }
@@ -393,7 +287,7 @@ impl ConnectionPool {
 
     /// Stops the monitor and waits for it to end.
     pub async fn stop_monitoring(&self) {
-        let handle = lock(&self.inner.monitor).take();
+        let handle = self.inner.monitor.lock().take();
         if let Some(m) = handle {
             m.cancel.cancel();
             let _ = m.task.await;
@@ -402,7 +296,9 @@ impl ConnectionPool {
 
     /// Whether the monitor runs.
     pub fn is_monitoring(&self) -> bool {
-        lock(&self.inner.monitor)
+        self.inner
+            .monitor
+            .lock()
             .as_ref()
             .is_some_and(|m| !m.task.is_finished())
     }
@@ -456,11 +352,86 @@ impl ConnectionPool {
         }
     }
 
-    pub(crate) fn inner(&self) -> &Arc<PoolInner> {
-        &self.inner
+    /// Every connected server's tools under qualified names
+    /// (`server` + separator + `tool`). Each server's list is cached, and
+    /// fetched again after that server sends `notifications/tools/list_changed`
+    /// or reconnects.
+    pub async fn list_tools(&self) -> ToolCatalog {
+        let connected: Vec<_> = self
+            .inner
+            .all()
+            .into_iter()
+            .filter(|(_, c)| c.status() == ConnectionStatus::Connected)
+            .collect();
+        self.inner
+            .catalog
+            .refresh(connected, self.inner.config.max_concurrent_connects)
+            .await
     }
 
-    pub(crate) fn all_connections(&self) -> Vec<(String, Arc<Connection>)> {
-        self.inner.all()
+    /// Calls a tool by its qualified name (as [`ConnectionPool::list_tools`]
+    /// gives it), on the server it belongs to. An unknown name refreshes the
+    /// catalog once before failing with [`Error::UnknownTool`].
+    pub async fn call_tool(
+        &self,
+        qualified: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, Error> {
+        let route = match self.inner.catalog.route(qualified) {
+            Some(route) => Some(route),
+            None => {
+                self.list_tools().await;
+                self.inner.catalog.route(qualified)
+            }
+        };
+        let (server, tool) = route.ok_or_else(|| Error::UnknownTool {
+            qualified: qualified.to_owned(),
+        })?;
+        self.call_tool_on(&server, &tool, arguments).await
+    }
+
+    /// Calls `tool` on `server`, connecting it first if need be (as
+    /// [`ConnectionPool::client`] does: never defeating the backoff).
+    pub async fn call_tool_on(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, Error> {
+        let client = self.client(server).await?;
+        Ok(client.call_tool(tool, arguments).await?)
+    }
+
+    /// A pool of the enabled servers of an `mcpServers` document, with the
+    /// default [`PoolConfig`]. `${VAR}` is read from this process's
+    /// environment. Nothing is started until the servers are used.
+    pub fn from_config_str(json: &str) -> Result<Self, Error> {
+        Self::from_config_str_with(json, PoolConfig::default())
+    }
+
+    /// [`ConnectionPool::from_config_str`] with pool settings.
+    pub fn from_config_str_with(json: &str, config: PoolConfig) -> Result<Self, Error> {
+        let servers = parse_config(json, &config.default_connection, |v| std::env::var(v).ok())?;
+        let pool = ConnectionPool::with_config(config);
+        for server in servers.into_iter().filter(|s| !s.disabled) {
+            pool.insert_server(server)?;
+        }
+        Ok(pool)
+    }
+
+    /// Reads the `mcpServers` document at `path`.
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::from_config_str(&text)
+    }
+
+    /// Adds a server described by a config entry (as
+    /// [`crate::parse_config`] gives it), with its own connection settings.
+    pub fn insert_server(&self, server: ServerConfig) -> Result<Arc<Connection>, Error> {
+        let transport = server.transport.build(&server.name)?;
+        self.insert_with_config(server.name, transport, server.connection)
     }
 }

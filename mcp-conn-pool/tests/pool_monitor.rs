@@ -44,7 +44,7 @@ async fn a_thousand_connections_are_monitored_by_one_task_at_their_intervals() {
     }
     assert!(pool.connect_all().await.values().all(Result::is_ok));
     let before = alive_tasks();
-    pool.start_monitoring().await;
+    pool.start_monitoring();
     assert_eq!(
         alive_tasks(),
         before + 1,
@@ -105,7 +105,7 @@ async fn probes_are_bounded() {
         });
     }
     assert!(pool.connect_all().await.values().all(Result::is_ok));
-    pool.start_monitoring().await;
+    pool.start_monitoring();
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(
         most.load(Ordering::SeqCst),
@@ -180,7 +180,7 @@ async fn removal_during_a_probe_stops_that_server_only() {
     assert!(pool.connect_all().await.values().all(Result::is_ok));
     let mut link = link_rx.await.expect("link");
     let mut events = pool.subscribe();
-    pool.start_monitoring().await;
+    pool.start_monitoring();
     // The probe of "held" arrives and is never answered…
     let ping = tokio::time::timeout(Duration::from_secs(30), link.recv())
         .await
@@ -208,8 +208,8 @@ async fn removal_during_a_probe_stops_that_server_only() {
 async fn dropping_the_pool_ends_the_monitor() {
     let base = alive_tasks();
     let pool = ConnectionPool::new();
-    pool.start_monitoring().await;
-    pool.start_monitoring().await; // idempotent
+    pool.start_monitoring();
+    pool.start_monitoring(); // idempotent
     assert_eq!(alive_tasks(), base + 1);
     drop(pool);
     tokio::time::timeout(Duration::from_secs(10), async {

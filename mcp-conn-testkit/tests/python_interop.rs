@@ -84,8 +84,11 @@ async fn the_python_sdk_server_over_stdio_and_a_restart() {
         return;
     };
     let pids = PidFile::new();
-    let transport = StdioTransport::new(&python, [script.as_os_str(), "stdio".as_ref()])
-        .env("PIDFILE", &pids.0);
+    let transport = StdioTransport::builder(&python)
+        .args([script.as_os_str(), "stdio".as_ref()])
+        .env("PIDFILE", &pids.0)
+        .build()
+        .expect("valid settings");
     let conn = Connection::with_config("py-stdio", transport, fast_reconnects());
     exercise(&conn).await;
     let (first, _) = pids.pids().await;

@@ -21,7 +21,7 @@ fn everything() -> Option<PathBuf> {
 #[tokio::test]
 async fn the_reference_server_over_stdio() {
     let Some(bin) = everything() else { return };
-    let transport = StdioTransport::new(&bin, ["stdio"]);
+    let transport = StdioTransport::new(&bin, ["stdio"]).expect("valid settings");
     let conn = Connection::new("everything", transport);
     let client = within("connect", conn.connect()).await.expect("connects");
     assert_eq!(

@@ -188,7 +188,10 @@ async fn a_server_answering_only_pings_times_out_calls_but_stays_healthy() {
 async fn garbage_and_oversized_lines_are_skipped_without_harm() {
     for mode in ["garbage", "oversized 200000"] {
         let pids = PidFile::new();
-        let transport = fake(mode, &pids).max_message_size(64 * 1024);
+        let transport = common::fake_builder(mode, &pids)
+            .max_message_size(64 * 1024)
+            .build()
+            .expect("valid settings");
         let conn = Connection::with_config(mode, transport, common::config());
         let client = within("connect", conn.connect()).await.expect("connects");
         for i in 0..20 {
@@ -343,7 +346,7 @@ async fn an_unsupported_version_is_refused_and_the_process_ended() {
 async fn a_missing_program_is_a_typed_error_naming_it() {
     let conn = Connection::new(
         "ghost",
-        StdioTransport::new("mcp-server-that-does-not-exist", ["--x"]),
+        StdioTransport::new("mcp-server-that-does-not-exist", ["--x"]).expect("valid settings"),
     );
     let err = within("connect", conn.connect()).await.expect_err("fails");
     match &err {
@@ -356,7 +359,10 @@ async fn a_missing_program_is_a_typed_error_naming_it() {
         other => panic!("unexpected {other}"),
     }
     assert!(!err.is_retryable());
-    let missing_dir = StdioTransport::new("true", Vec::<String>::new()).cwd("/no/such/dir");
+    let missing_dir = StdioTransport::builder("true")
+        .cwd("/no/such/dir")
+        .build()
+        .expect("a missing directory is found at connect");
     let err = within("connect", Connection::new("nodir", missing_dir).connect())
         .await
         .expect_err("fails");
@@ -366,12 +372,13 @@ async fn a_missing_program_is_a_typed_error_naming_it() {
 #[tokio::test]
 async fn the_environment_is_an_allow_list_and_values_stay_secret() {
     let pids = PidFile::new();
-    let transport = fake("normal", &pids).env("MCP_TEST_TOKEN", "s3cr3t-value");
+    let builder = common::fake_builder("normal", &pids).env("MCP_TEST_TOKEN", "s3cr3t-value");
+    let transport = builder.clone().build().expect("valid settings");
     assert!(
         !format!("{transport:?}").contains("s3cr3t-value"),
         "env values never in Debug"
     );
-    let conn = Connection::with_config("env", transport.clone(), common::config());
+    let conn = Connection::with_config("env", transport, common::config());
     let client = within("connect", conn.connect()).await.expect("connects");
     let get = |name: &'static str| {
         let c = client.clone();
@@ -389,7 +396,10 @@ async fn the_environment_is_an_allow_list_and_values_stay_secret() {
 
     let conn = Connection::with_config(
         "env-all",
-        transport.inherit_env(EnvPolicy::InheritAll),
+        builder
+            .inherit_env(EnvPolicy::InheritAll)
+            .build()
+            .expect("valid settings"),
         common::config(),
     );
     let client = within("connect", conn.connect()).await.expect("connects");
@@ -449,4 +459,39 @@ async fn an_idle_server_dying_is_noticed_without_any_request() {
         .map(|e| e.message)
         .unwrap_or_default();
     assert!(last.contains("signal 9"), "{last}");
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_by_build() {
+    use mcp_transport_stdio::StdioConfigError;
+    assert!(matches!(
+        StdioTransport::new("", ["x"]),
+        Err(StdioConfigError::EmptyProgram)
+    ));
+    assert!(matches!(
+        StdioTransport::new("server", ["ok", "bad\0arg"]),
+        Err(StdioConfigError::NulByte { what }) if what == "args[1]"
+    ));
+    assert!(matches!(
+        StdioTransport::builder("server").env("", "v").build(),
+        Err(StdioConfigError::InvalidEnvName { .. })
+    ));
+    assert!(matches!(
+        StdioTransport::builder("server")
+            .max_message_size(0)
+            .build(),
+        Err(StdioConfigError::Zero {
+            setting: "max_message_size"
+        })
+    ));
+    assert!(matches!(
+        StdioTransport::builder("server")
+            .args(["a", "b"])
+            .args_as_written(["a"])
+            .build(),
+        Err(StdioConfigError::ArgsAsWrittenMismatch {
+            args: 2,
+            written: 1
+        })
+    ));
 }

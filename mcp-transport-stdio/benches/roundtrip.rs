@@ -83,7 +83,11 @@ async fn through_client(
     calls: usize,
     in_flight: usize,
 ) -> (Figures, Figures) {
-    let transport = StdioTransport::new(exe, ["normal"]).env(SERVER_ENV, "1");
+    let transport = StdioTransport::builder(exe)
+        .arg("normal")
+        .env(SERVER_ENV, "1")
+        .build()
+        .expect("valid settings");
     let conn = Connection::with_config("bench", transport, ConnectionConfig::default());
     let client = conn.connect().await.expect("connect");
     let args = json!({"text": "hi"});

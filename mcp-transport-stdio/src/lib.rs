@@ -9,7 +9,7 @@
 //!   environment values never appear in `Debug` or logs.
 //! - The child runs in its own process group; shutdown closes stdin, waits,
 //!   sends SIGTERM to the group, waits, then SIGKILL, and always reaps.
-//! - Framing is bounded ([`StdioTransport::max_message_size`]): an oversized
+//! - Framing is bounded ([`StdioTransportBuilder::max_message_size`]): an oversized
 //!   line is reported and skipped; a line that is not JSON-RPC is logged as a
 //!   protocol violation and dropped. Neither ends the connection.
 //! - stderr is drained all the time, forwarded to `tracing`, and its last
@@ -23,7 +23,11 @@
 compile_error!("mcp-transport-stdio supports Unix only for now");
 
 mod codec;
+mod config;
 mod process;
 mod transport;
 
-pub use transport::{EnvPolicy, StderrMode, StdioTransport, DEFAULT_ENV_ALLOW_LIST};
+pub use config::{
+    EnvPolicy, StderrMode, StdioConfigError, StdioTransportBuilder, DEFAULT_ENV_ALLOW_LIST,
+};
+pub use transport::StdioTransport;

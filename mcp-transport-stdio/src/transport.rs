@@ -21,39 +21,10 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use crate::codec::{Line, LineCodec};
+use crate::config::{
+    EnvPolicy, StderrMode, StdioConfigError, StdioTransportBuilder, DEFAULT_ENV_ALLOW_LIST,
+};
 use crate::process::{describe, Process};
-
-/// The variables a child gets from the parent under [`EnvPolicy::AllowList`],
-/// besides the locale variables (`LANG`, `LANGUAGE`, `LC_*`).
-pub const DEFAULT_ENV_ALLOW_LIST: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
-
-/// Which of the parent's environment variables the server inherits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EnvPolicy {
-    /// Only [`DEFAULT_ENV_ALLOW_LIST`] and the locale variables (default):
-    /// a server never sees the parent's secrets by accident.
-    #[default]
-    AllowList,
-    /// The whole parent environment.
-    InheritAll,
-    /// Nothing: only what was set with `.env()`.
-    Empty,
-}
-
-/// What happens to the server's stderr.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StderrMode {
-    /// Read all the time, forwarded to `tracing` (target `mcp_conn::stderr`),
-    /// and the last lines attached to the error when the server exits (default).
-    #[default]
-    Capture,
-    /// Shared with this process's stderr.
-    Inherit,
-    /// Discarded.
-    Discard,
-}
 
 /// Runs an MCP server as a child process and talks newline-delimited JSON
 /// over its stdin and stdout.
@@ -66,10 +37,12 @@ pub enum StderrMode {
 /// use mcp_conn_core::Connection;
 /// use mcp_transport_stdio::StdioTransport;
 ///
-/// # async fn run() -> Result<(), mcp_conn_core::Error> {
-/// let transport = StdioTransport::new("npx", ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"])
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let transport = StdioTransport::builder("npx")
+///     .args(["-y", "@modelcontextprotocol/server-filesystem", "/tmp"])
 ///     .env("DEBUG", "1")
-///     .cwd("/tmp");
+///     .cwd("/tmp")
+///     .build()?;
 /// let connection = Connection::new("filesystem", transport);
 /// let client = connection.connect().await?;
 /// println!("{} tools", client.list_tools().await?.len());
@@ -79,19 +52,19 @@ pub enum StderrMode {
 /// ```
 #[derive(Clone)]
 pub struct StdioTransport {
-    program: OsString,
-    args: Vec<OsString>,
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
     /// What `Debug` shows instead of `args`, when set.
-    args_as_written: Option<Vec<String>>,
-    env: Vec<(OsString, OsString)>,
-    env_policy: EnvPolicy,
-    cwd: Option<PathBuf>,
-    stderr: StderrMode,
-    max_message_size: usize,
-    stderr_tail_lines: usize,
-    stdin_close_wait: Option<Duration>,
-    sigterm_wait: Option<Duration>,
-    name: Option<Arc<str>>,
+    pub(crate) args_as_written: Option<Vec<String>>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) env_policy: EnvPolicy,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stderr: StderrMode,
+    pub(crate) max_message_size: usize,
+    pub(crate) stderr_tail_lines: usize,
+    pub(crate) stdin_close_wait: Option<Duration>,
+    pub(crate) sigterm_wait: Option<Duration>,
+    pub(crate) name: Option<Arc<str>>,
 }
 
 impl fmt::Debug for StdioTransport {
@@ -114,120 +87,22 @@ impl fmt::Debug for StdioTransport {
 }
 
 impl StdioTransport {
-    /// Runs `program` with `args`. `program` is looked up on `PATH` (the
-    /// child's, if `.env("PATH", …)` sets one) unless it contains a `/`.
-    pub fn new<I, S>(program: impl AsRef<OsStr>, args: I) -> Self
+    /// Runs `program` with `args`, all other settings at their defaults:
+    /// the short form of [`StdioTransport::builder`]. `program` is looked up
+    /// on `PATH` (the child's, if the builder's `env("PATH", …)` sets one)
+    /// unless it contains a `/`.
+    pub fn new<I, S>(program: impl AsRef<OsStr>, args: I) -> Result<Self, StdioConfigError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        StdioTransport {
-            program: program.as_ref().to_owned(),
-            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
-            args_as_written: None,
-            env: Vec::new(),
-            env_policy: EnvPolicy::default(),
-            cwd: None,
-            stderr: StderrMode::default(),
-            max_message_size: 16 * 1024 * 1024,
-            stderr_tail_lines: 20,
-            stdin_close_wait: None,
-            sigterm_wait: None,
-            name: None,
-        }
+        Self::builder(program).args(args).build()
     }
 
-    /// The arguments as the user wrote them, before `${VAR}` expansion:
-    /// `Debug` shows these instead of the real ones, which may hold secrets
-    /// (`--header "Authorization: Bearer ${TOKEN}"`). The pool's config
-    /// reader sets them.
-    #[must_use]
-    pub fn args_as_written<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.args_as_written = Some(args.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets an environment variable for the server (its value is never logged).
-    #[must_use]
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.env
-            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
-        self
-    }
-
-    /// Sets several environment variables.
-    #[must_use]
-    pub fn envs<I, K, V>(mut self, vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
-        self.env.extend(
-            vars.into_iter()
-                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
-        );
-        self
-    }
-
-    /// Chooses what the server inherits of this process's environment.
-    #[must_use]
-    pub fn inherit_env(mut self, policy: EnvPolicy) -> Self {
-        self.env_policy = policy;
-        self
-    }
-
-    /// Sets the server's working directory.
-    #[must_use]
-    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cwd = Some(dir.into());
-        self
-    }
-
-    /// Chooses what happens to the server's stderr.
-    #[must_use]
-    pub fn stderr(mut self, mode: StderrMode) -> Self {
-        self.stderr = mode;
-        self
-    }
-
-    /// The largest message accepted from the server (default 16 MiB). A
-    /// longer line is reported, skipped, and does not end the connection.
-    #[must_use]
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = bytes;
-        self
-    }
-
-    /// How many stderr lines to keep for error reports (default 20).
-    #[must_use]
-    pub fn stderr_tail_lines(mut self, lines: usize) -> Self {
-        self.stderr_tail_lines = lines;
-        self
-    }
-
-    /// The shutdown ladder's waits: after closing stdin, and after SIGTERM.
-    /// By default both are the connection's `close_grace`.
-    #[must_use]
-    pub fn shutdown_timeouts(
-        mut self,
-        after_stdin_close: Duration,
-        after_sigterm: Duration,
-    ) -> Self {
-        self.stdin_close_wait = Some(after_stdin_close);
-        self.sigterm_wait = Some(after_sigterm);
-        self
-    }
-
-    /// The name used in logs (default: the program's file name).
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(Arc::from(name.into()));
-        self
+    /// A builder: every setter is infallible, every check is in
+    /// [`StdioTransportBuilder::build`].
+    pub fn builder(program: impl AsRef<OsStr>) -> StdioTransportBuilder {
+        StdioTransportBuilder::new(program.as_ref().to_owned())
     }
 
     /// The program as configured.

@@ -303,7 +303,7 @@ impl Connection {
         self.shared.state.lock().health.score()
     }
 
-    /// Probes the server now (`ping`, or the configured [`HealthProbe`]) with
+    /// Probes the server now (`ping`, or the configured [`HealthProbe`](crate::HealthProbe)) with
     /// `health_check_timeout`, records the outcome in the health score and
     /// returns a report. After `max_consecutive_health_failures` failures in
     /// a row, the connection reconnects (when `auto_reconnect` is on).

@@ -7,19 +7,22 @@ use std::time::Duration;
 
 use mcp_conn_core::ConnectionConfig;
 use mcp_conn_testkit::leaks;
-use mcp_transport_stdio::StdioTransport;
+use mcp_transport_stdio::{StdioTransport, StdioTransportBuilder};
 
 #[allow(unused_imports)]
 pub use mcp_conn_core::testing::{wait_status, within, DEADLINE};
 
 /// The fake server in `mode`, writing its pids to `pidfile`.
 pub fn fake(mode: &str, pidfile: &PidFile) -> StdioTransport {
-    StdioTransport::new(
-        env!("CARGO_BIN_EXE_fake-mcp-server"),
-        mode.split_whitespace(),
-    )
-    .env("FAKE_MCP_PIDFILE", &pidfile.0)
-    .shutdown_timeouts(Duration::from_millis(500), Duration::from_millis(500))
+    fake_builder(mode, pidfile).build().expect("valid settings")
+}
+
+/// [`fake`], still open to more settings.
+pub fn fake_builder(mode: &str, pidfile: &PidFile) -> StdioTransportBuilder {
+    StdioTransport::builder(env!("CARGO_BIN_EXE_fake-mcp-server"))
+        .args(mode.split_whitespace())
+        .env("FAKE_MCP_PIDFILE", &pidfile.0)
+        .shutdown_timeouts(Duration::from_millis(500), Duration::from_millis(500))
 }
 
 /// Settings for fast fault tests: short timeouts, quick reconnects.

@@ -1,0 +1,59 @@
+//! What the pool reports: [`PoolEvent`]s as they happen, and [`PoolHealth`]
+//! snapshots.
+
+use std::time::Duration;
+
+use mcp_conn_core::{ConnectionInfo, ConnectionStatus};
+
+/// Something that happened in the pool, as [`crate::ConnectionPool::subscribe`]
+/// delivers it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PoolEvent {
+    /// A server was added.
+    Added {
+        /// Its name.
+        name: String,
+    },
+    /// A server was removed.
+    Removed {
+        /// Its name.
+        name: String,
+    },
+    /// A connection's status changed (in order, per connection).
+    StatusChanged {
+        /// The server.
+        name: String,
+        /// The old status.
+        from: ConnectionStatus,
+        /// The new status.
+        to: ConnectionStatus,
+    },
+    /// The monitor probed a server.
+    Probed {
+        /// The server.
+        name: String,
+        /// Whether it answered.
+        ok: bool,
+        /// How long it took, when it answered.
+        latency: Option<Duration>,
+        /// Why it failed.
+        error: Option<String>,
+    },
+}
+
+/// Every connection's snapshot plus pool totals.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PoolHealth {
+    /// One entry per server, by name.
+    pub connections: Vec<ConnectionInfo>,
+    /// How many servers.
+    pub total: usize,
+    /// How many are connected.
+    pub connected: usize,
+    /// How many are connected with a score at or above the threshold.
+    pub healthy: usize,
+    /// How many are in `Error`.
+    pub in_error: usize,
+}

@@ -1,0 +1,43 @@
+//! [`PoolConfig`]: the pool's settings.
+
+use std::time::Duration;
+
+use mcp_conn_core::ConnectionConfig;
+
+/// Settings of a [`ConnectionPool`](crate::ConnectionPool). Plain data: write only what you change.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The settings of connections added without their own. Default: the
+    /// core defaults.
+    pub default_connection: ConnectionConfig,
+    /// Connects run at once by [`crate::ConnectionPool::connect_all`]. Default 16.
+    pub max_concurrent_connects: usize,
+    /// Health probes run at once by the monitor. Default 16.
+    pub max_concurrent_probes: usize,
+    /// Random spread of each probe interval, as a fraction. Default 0.1.
+    pub probe_jitter: f64,
+    /// Between server and tool in qualified tool names. Default `"__"`.
+    pub tool_separator: String,
+    /// How long [`crate::ConnectionPool::shutdown`] may take. Default 10 s.
+    pub shutdown_timeout: Duration,
+    /// Events a slow subscriber may fall behind by. Default 1024.
+    pub event_buffer: usize,
+    /// The score below which a connected server does not count as healthy
+    /// in [`crate::ConnectionPool::health_report`]. Default 0.7 (the Python original's).
+    pub healthy_threshold: f64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            default_connection: ConnectionConfig::default(),
+            max_concurrent_connects: 16,
+            max_concurrent_probes: 16,
+            probe_jitter: 0.1,
+            tool_separator: "__".into(),
+            shutdown_timeout: Duration::from_secs(10),
+            event_buffer: 1024,
+            healthy_threshold: 0.7,
+        }
+    }
+}
