@@ -1,34 +1,4 @@
-//! # mcp-conn-core
-//!
-//! The protocol engine and [`Connection`] of mcp-conn: everything a managed
-//! MCP client connection needs except a real transport.
-//!
-//! - [`jsonrpc`] and [`protocol`]: the JSON-RPC 2.0 envelope and the MCP types
-//!   a client uses (protocol 2024-11-05 to 2025-11-25).
-//! - [`Client`]: a cheap-to-clone handle to one live session; many requests in
-//!   flight over one link, each with a timeout, cancellation and progress.
-//! - [`Transport`]: the seam to the wire. `mcp-transport-stdio` and
-//!   `mcp-transport-http` implement it; [`testing::MockTransport`] (feature
-//!   `test-util`) plays a server in memory.
-//! - [`Connection`]: the Python original's `MCPConnection` — status, health checks and
-//!   score, auto-reconnect with backoff and jitter, metrics.
-//!
-//! ```
-//! # use mcp_conn_core::testing::{MockTransport, FakeServer};
-//! use mcp_conn_core::{Connection, ConnectionStatus};
-//! use serde_json::json;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), mcp_conn_core::Error> {
-//! let connection = Connection::new("demo", MockTransport::serving(FakeServer::default()));
-//! let client = connection.connect().await?;
-//! assert_eq!(connection.status(), ConnectionStatus::Connected);
-//! let sum = client.call_tool("add", json!({"a": 2, "b": 3})).await?;
-//! assert_eq!(sum.text(), "5");
-//! connection.disconnect().await;
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
