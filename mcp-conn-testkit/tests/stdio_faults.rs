@@ -495,3 +495,26 @@ fn settings_that_cannot_work_are_refused_by_build() {
         })
     ));
 }
+
+#[tokio::test]
+async fn a_spawn_that_can_never_succeed_is_not_retried() {
+    // An argument list longer than the kernel accepts: E2BIG from exec.
+    let huge = "x".repeat(4 << 20);
+    let transport = StdioTransport::new("true", [huge.as_str()]).expect("valid settings");
+    let conn = Connection::with_config("too-long", transport, common::config());
+    let err = within("connect", conn.connect()).await.expect_err("fails");
+    match &err {
+        Error::Connect {
+            source: TransportError::Spawn { source, .. },
+            ..
+        } => assert_eq!(source.raw_os_error(), Some(7), "E2BIG: {err}"),
+        other => panic!("expected a spawn failure, got {other}"),
+    }
+    assert!(!err.is_retryable(), "{err}");
+    // The implicit path does not try again at once either.
+    assert!(matches!(
+        conn.ensure_connected().await,
+        Err(Error::Backoff { .. })
+    ));
+    assert_eq!(conn.status(), ConnectionStatus::Error);
+}
