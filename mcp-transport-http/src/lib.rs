@@ -5,6 +5,10 @@ mod auth;
 mod config;
 mod exchange;
 mod failure;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzzing;
 mod legacy;
 mod link;
 mod session;

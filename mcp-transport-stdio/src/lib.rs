@@ -6,6 +6,10 @@ compile_error!("mcp-transport-stdio supports Unix only for now");
 
 mod codec;
 mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzzing;
 mod process;
 mod transport;
 
