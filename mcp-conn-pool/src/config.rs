@@ -119,6 +119,18 @@ pub struct ServerConfig {
     pub disabled: bool,
     /// Its connection settings (the defaults with its overrides).
     pub connection: ConnectionConfig,
+    /// The overrides as written, to tell a changed entry from an unchanged
+    /// one when a config is applied again.
+    pub(crate) overrides: Option<Overrides>,
+}
+
+impl ServerConfig {
+    /// Whether `other` describes the same server: the same transport (after
+    /// `${VAR}` expansion, so a changed variable counts) and the same
+    /// connection overrides.
+    pub(crate) fn same_as(&self, other: &ServerConfig) -> bool {
+        self.transport == other.transport && self.overrides == other.overrides
+    }
 }
 
 /// Reads an `mcpServers` document, expanding `${VAR}` with `lookup`.
@@ -191,9 +203,9 @@ struct RawServer {
 }
 
 /// `connection`: overrides of [`ConnectionConfig`].
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an object")]
-struct Overrides {
+pub(crate) struct Overrides {
     auto_reconnect: Option<bool>,
     #[serde(default, deserialize_with = "whole_number")]
     max_reconnect_attempts: Option<u32>,
@@ -252,7 +264,7 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error
 
 impl Overrides {
     fn apply(
-        self,
+        &self,
         path: &str,
         mut c: ConnectionConfig,
     ) -> Result<ConnectionConfig, PoolConfigError> {
@@ -393,7 +405,7 @@ impl RawServer {
                 }
             }
         };
-        let connection = match self.connection {
+        let connection = match &self.connection {
             None => defaults.clone(),
             Some(o) => o.apply(&format!("{path}.connection"), defaults.clone())?,
         };
@@ -402,6 +414,7 @@ impl RawServer {
             transport,
             disabled: self.disabled.unwrap_or(false),
             connection,
+            overrides: self.connection,
         })
     }
 }
@@ -474,7 +487,7 @@ impl ServerTransport {
     /// The transport this entry describes, for the server `name` (used in
     /// logs and in the paths of errors).
     pub(crate) fn build(
-        self,
+        &self,
         name: &str,
     ) -> Result<Box<dyn mcp_conn_core::Transport>, PoolConfigError> {
         let path = format!("mcpServers.{name}");
@@ -490,7 +503,7 @@ impl ServerTransport {
                 let mut b = mcp_transport_stdio::StdioTransport::builder(command)
                     .args(args)
                     .args_as_written(args_as_written)
-                    .envs(env)
+                    .envs(env.iter().map(|(k, v)| (k, v)))
                     .name(name);
                 if let Some(cwd) = cwd {
                     b = b.cwd(cwd);
@@ -520,7 +533,7 @@ impl ServerTransport {
                 for (k, v) in headers {
                     b = b.header(k, v);
                 }
-                if legacy_sse {
+                if *legacy_sse {
                     b = b.mode(HttpMode::LegacySse);
                 }
                 let t = b.build().map_err(|e| {

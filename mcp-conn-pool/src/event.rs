@@ -29,6 +29,14 @@ pub enum PoolEvent {
         /// The new status.
         to: ConnectionStatus,
     },
+    /// A config was applied ([`crate::ConnectionPool::apply_config_str`]).
+    ConfigApplied(crate::ConfigChanges),
+    /// A config change was refused (the file could not be read or parsed,
+    /// or a server in it could not be built); nothing was changed.
+    ConfigRejected {
+        /// Why.
+        error: String,
+    },
     /// The monitor probed a server.
     Probed {
         /// The server.

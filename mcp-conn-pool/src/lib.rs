@@ -7,6 +7,7 @@ mod error;
 mod event;
 mod monitor;
 mod pool;
+mod reload;
 mod settings;
 
 pub use catalog::{Collision, QualifiedTool, ToolCatalog};
@@ -14,4 +15,5 @@ pub use config::{parse_config, ServerConfig, ServerTransport};
 pub use error::{Error, PoolConfigError};
 pub use event::{PoolEvent, PoolHealth};
 pub use pool::ConnectionPool;
+pub use reload::{ConfigChanges, ConfigWatcher};
 pub use settings::PoolConfig;
