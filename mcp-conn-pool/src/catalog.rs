@@ -51,6 +51,66 @@ pub struct ToolCatalog {
     pub failed: Vec<(String, mcp_conn_core::Error)>,
 }
 
+/// How one server's tool set changed between two listings, by tool name
+/// (each list sorted). A tool counts as changed when anything of its
+/// definition differs: description, title, input or output schema,
+/// annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolSetDiff {
+    /// Tools the server offers now and did not before.
+    pub added: Vec<String>,
+    /// Tools it no longer offers.
+    pub removed: Vec<String>,
+    /// Tools it still offers with another definition.
+    pub changed: Vec<String>,
+}
+
+impl ToolSetDiff {
+    /// The difference from `old` to `new`.
+    ///
+    /// ```
+    /// # use mcp_conn_core::protocol::Tool;
+    /// # use mcp_conn_pool::ToolSetDiff;
+    /// let tool = |name: &str, description: &str| -> Tool {
+    ///     serde_json::from_value(serde_json::json!({
+    ///         "name": name, "description": description, "inputSchema": {"type": "object"}
+    ///     })).unwrap()
+    /// };
+    /// let old = [tool("read", "reads"), tool("write", "writes")];
+    /// let new = [tool("read", "reads a file"), tool("list", "lists")];
+    /// let diff = ToolSetDiff::between(&old, &new);
+    /// assert_eq!(diff.added, ["list"]);
+    /// assert_eq!(diff.removed, ["write"]);
+    /// assert_eq!(diff.changed, ["read"]);
+    /// ```
+    pub fn between(old: &[Tool], new: &[Tool]) -> Self {
+        let find = |tools: &[Tool], name: &str| tools.iter().position(|t| t.name == name);
+        let mut diff = ToolSetDiff::default();
+        for tool in new {
+            match find(old, &tool.name) {
+                None => diff.added.push(tool.name.clone()),
+                Some(i) if old[i] != *tool => diff.changed.push(tool.name.clone()),
+                Some(_) => {}
+            }
+        }
+        for tool in old {
+            if find(new, &tool.name).is_none() {
+                diff.removed.push(tool.name.clone());
+            }
+        }
+        diff.added.sort();
+        diff.removed.sort();
+        diff.changed.sort();
+        diff
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
 /// Which session and which `list_changed` count a cached list belongs to.
 type Generation = (u64, u64);
 
@@ -79,46 +139,79 @@ impl Catalog {
         self.routes.lock().get(qualified).cloned()
     }
 
+    /// A server's tools: from the cache while its session and
+    /// `list_changed` count are unchanged, else listed again. When a list
+    /// was cached before and the new one differs, the difference comes too.
+    async fn fetch(
+        &self,
+        name: &str,
+        conn: &Connection,
+    ) -> Result<(Vec<Tool>, Option<ToolSetDiff>), mcp_conn_core::Error> {
+        let info = conn.info();
+        let generation = (info.connection_count, info.metrics.tools_list_changed);
+        if let Some((g, tools)) = self.cache.lock().get(name) {
+            if *g == generation {
+                return Ok((tools.clone(), None));
+            }
+        }
+        let tools = conn.client()?.list_tools().await?;
+        let old = self
+            .cache
+            .lock()
+            .insert(name.to_owned(), (generation, tools.clone()));
+        let diff = old
+            .map(|(_, old)| ToolSetDiff::between(&old, &tools))
+            .filter(|d| !d.is_empty());
+        Ok((tools, diff))
+    }
+
+    /// After a reconnect or a `list_changed`: lists the server's tools
+    /// again if a list of them was cached (else nobody has seen them yet,
+    /// and there is nothing to compare), and returns how they changed.
+    pub(crate) async fn recheck(&self, name: &str, conn: &Connection) -> Option<ToolSetDiff> {
+        if !self.cache.lock().contains_key(name) {
+            return None;
+        }
+        match self.fetch(name, conn).await {
+            Ok((_, diff)) => diff,
+            Err(e) => {
+                tracing::debug!(server = %name, error = %e, "could not list tools again");
+                None
+            }
+        }
+    }
+
     /// Lists the tools of the `connected` servers (`concurrency` at a time),
     /// from the cache where a server's session and `list_changed` count are
-    /// unchanged, and rebuilds the routes.
+    /// unchanged, and rebuilds the routes. Also returns the servers whose
+    /// tools changed since they were last listed.
     pub(crate) async fn refresh(
         &self,
         connected: Vec<(String, Arc<Connection>)>,
         concurrency: usize,
-    ) -> ToolCatalog {
+    ) -> (ToolCatalog, Vec<(String, ToolSetDiff)>) {
         let catalog = self;
-        let fetched: Vec<(String, Result<Vec<Tool>, mcp_conn_core::Error>)> =
-            futures_util::stream::iter(connected)
-                .map(|(name, conn)| async move {
-                    let info = conn.info();
-                    let generation = (info.connection_count, info.metrics.tools_list_changed);
-                    if let Some((g, tools)) = catalog.cache.lock().get(&name) {
-                        if *g == generation {
-                            return (name, Ok(tools.clone()));
-                        }
-                    }
-                    let listed = match conn.client() {
-                        Ok(client) => client.list_tools().await,
-                        Err(e) => Err(e),
-                    };
-                    if let Ok(tools) = &listed {
-                        catalog
-                            .cache
-                            .lock()
-                            .insert(name.clone(), (generation, tools.clone()));
-                    }
-                    (name, listed)
-                })
-                .buffer_unordered(concurrency.max(1))
-                .collect()
-                .await;
+        type Fetched = Result<(Vec<Tool>, Option<ToolSetDiff>), mcp_conn_core::Error>;
+        let fetched: Vec<(String, Fetched)> = futures_util::stream::iter(connected)
+            .map(|(name, conn)| async move {
+                let listed = catalog.fetch(&name, &conn).await;
+                (name, listed)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
 
         let mut servers: Vec<(String, Vec<Tool>)> = Vec::new();
+        let mut diffs = Vec::new();
         let mut out = ToolCatalog::default();
         for (name, listed) in fetched {
             match listed {
-                Ok(tools) => servers.push((name, tools)),
+                Ok((tools, diff)) => {
+                    if let Some(diff) = diff {
+                        diffs.push((name.clone(), diff));
+                    }
+                    servers.push((name, tools));
+                }
                 Err(e) => out.failed.push((name, e)),
             }
         }
@@ -149,6 +242,6 @@ impl Catalog {
             .sort_by(|a, b| a.qualified_name.cmp(&b.qualified_name));
         out.failed.sort_by(|a, b| a.0.cmp(&b.0));
         *catalog.routes.lock() = routes;
-        out
+        (out, diffs)
     }
 }

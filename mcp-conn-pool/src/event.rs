@@ -37,6 +37,16 @@ pub enum PoolEvent {
         /// Why.
         error: String,
     },
+    /// A server's tool set changed: seen after a reconnect or a
+    /// `tools/list_changed` (by the monitor, while it runs), or by
+    /// [`crate::ConnectionPool::list_tools`]. Not sent for the first
+    /// listing of a server: there is nothing to compare it with.
+    ToolsChanged {
+        /// The server.
+        name: String,
+        /// What changed.
+        diff: crate::ToolSetDiff,
+    },
     /// The monitor probed a server.
     Probed {
         /// The server.

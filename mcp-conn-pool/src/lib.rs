@@ -10,7 +10,7 @@ mod pool;
 mod reload;
 mod settings;
 
-pub use catalog::{Collision, QualifiedTool, ToolCatalog};
+pub use catalog::{Collision, QualifiedTool, ToolCatalog, ToolSetDiff};
 pub use config::{parse_config, ServerConfig, ServerTransport};
 pub use error::{Error, PoolConfigError};
 pub use event::{PoolEvent, PoolHealth};

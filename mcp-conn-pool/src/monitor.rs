@@ -2,17 +2,22 @@
 //! `DelayQueue`, probes run as futures inside this one task, at most
 //! `max_concurrent_probes` at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mcp_conn_core::{Connection, HealthReport};
+use mcp_conn_core::{Connection, HealthReport, ServerNotification};
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 
+use crate::catalog::ToolSetDiff;
 use crate::event::PoolEvent;
 use crate::pool::PoolInner;
 
@@ -23,6 +28,8 @@ pub(crate) enum MonitorCmd {
     Add(String, Duration),
     /// Stop probing it.
     Remove(String),
+    /// It (re)connected: compare its tools with the cached list.
+    Recheck(String),
 }
 
 /// `interval` spread by up to ±`jitter` (a fraction), so 1,000 servers added
@@ -50,6 +57,13 @@ pub(crate) async fn run(
     let mut keys: HashMap<String, (delay_queue::Key, Duration)> = HashMap::new();
     let mut intervals: HashMap<String, Duration> = HashMap::new();
     let mut probes = FuturesUnordered::new();
+    // Tool rechecks (after a reconnect or a `tools/list_changed`), one per
+    // server at a time; a trigger during one runs it again after.
+    let mut rechecks = FuturesUnordered::new();
+    let mut rechecking: HashSet<String> = HashSet::new();
+    let mut again: HashSet<String> = HashSet::new();
+    // Every server's notifications, in this one task.
+    let mut notes: StreamMap<String, BroadcastStream<ServerNotification>> = StreamMap::new();
     let mut rng = fastrand::Rng::new();
     let max_probes = max_probes.max(1);
     loop {
@@ -64,15 +78,63 @@ pub(crate) async fn run(
                     }
                     let key = schedule.insert(name.clone(), jittered(interval, jitter, &mut rng));
                     keys.insert(name.clone(), (key, interval));
-                    intervals.insert(name, interval);
+                    intervals.insert(name.clone(), interval);
+                    let Some(pool) = pool.upgrade() else { break };
+                    if let Some(conn) = pool.get(&name) {
+                        notes.insert(name, BroadcastStream::new(conn.notifications()));
+                    }
                 }
                 Some(MonitorCmd::Remove(name)) => {
                     if let Some((key, _)) = keys.remove(&name) {
                         schedule.remove(&key);
                     }
                     intervals.remove(&name);
+                    notes.remove(&name);
+                    again.remove(&name);
+                }
+                Some(MonitorCmd::Recheck(name)) => {
+                    if !intervals.contains_key(&name) {
+                        continue;
+                    }
+                    if rechecking.contains(&name) {
+                        again.insert(name);
+                    } else if let Some(f) = recheck(&pool, name.clone()) {
+                        rechecking.insert(name);
+                        rechecks.push(f);
+                    }
                 }
             },
+            Some((name, note)) = notes.next(), if !notes.is_empty() => {
+                // A lagged receiver may have missed a `list_changed`: recheck.
+                let changed = match note {
+                    Ok(n) => n == ServerNotification::ToolsListChanged,
+                    Err(_) => true,
+                };
+                if changed {
+                    if rechecking.contains(&name) {
+                        again.insert(name);
+                    } else if let Some(f) = recheck(&pool, name.clone()) {
+                        rechecking.insert(name);
+                        rechecks.push(f);
+                    }
+                }
+            }
+            Some((name, diff)) = rechecks.next(), if !rechecks.is_empty() => {
+                rechecking.remove(&name);
+                let Some(inner) = pool.upgrade() else { break };
+                if let Some(diff) = diff {
+                    if intervals.contains_key(&name) {
+                        let _ = inner.events.send(PoolEvent::ToolsChanged { name: name.clone(), diff });
+                    }
+                }
+                drop(inner);
+                if again.remove(&name) {
+                    if let Some(f) = recheck(&pool, name.clone()) {
+                        rechecking.insert(name);
+                        rechecks.push(f);
+                    }
+                }
+            }
             Some(done) = probes.next(), if !probes.is_empty() => {
                 let (name, report): (String, HealthReport) = done;
                 let Some(pool) = pool.upgrade() else { break };
@@ -104,4 +166,18 @@ pub(crate) async fn run(
         }
     }
     tracing::debug!("pool monitor stopped");
+}
+
+type Recheck = Pin<Box<dyn Future<Output = (String, Option<ToolSetDiff>)> + Send>>;
+
+/// A recheck of one server's tools, run as a future inside the monitor.
+fn recheck(pool: &Weak<PoolInner>, name: String) -> Option<Recheck> {
+    let pool = pool.upgrade()?;
+    let conn = pool.get(&name)?;
+    // The catalog, not the pool: a recheck never keeps a dropped pool alive.
+    let catalog = pool.catalog.clone();
+    Some(Box::pin(async move {
+        let diff = catalog.recheck(&name, &conn).await;
+        (name, diff)
+    }))
 }

@@ -25,20 +25,25 @@ use crate::settings::PoolConfig;
 struct MonitorHandle {
     cancel: CancellationToken,
     task: JoinHandle<()>,
-    tx: mpsc::UnboundedSender<MonitorCmd>,
 }
+
+/// Where the monitor's commands go, while it runs. Shared with every
+/// connection's status listener, which asks for a tool recheck after a
+/// (re)connect; the listener never holds the pool itself.
+type MonitorSlot = Arc<Mutex<Option<mpsc::UnboundedSender<MonitorCmd>>>>;
 
 pub(crate) struct PoolInner {
     pub(crate) config: PoolConfig,
     conns: RwLock<BTreeMap<String, Arc<Connection>>>,
     pub(crate) events: broadcast::Sender<PoolEvent>,
     monitor: Mutex<Option<MonitorHandle>>,
+    monitor_tx: MonitorSlot,
     /// The servers added from a config, as written there: what
     /// `apply_config_str` compares a new config with.
     from_config: Mutex<BTreeMap<String, ServerConfig>>,
     /// One config applied at a time.
     applying: tokio::sync::Mutex<()>,
-    pub(crate) catalog: Catalog,
+    pub(crate) catalog: Arc<Catalog>,
 }
 
 impl PoolInner {
@@ -55,8 +60,8 @@ impl PoolInner {
     }
 
     fn tell_monitor(&self, cmd: MonitorCmd) {
-        if let Some(m) = self.monitor.lock().as_ref() {
-            let _ = m.tx.send(cmd);
+        if let Some(tx) = self.monitor_tx.lock().as_ref() {
+            let _ = tx.send(cmd);
         }
     }
 }
@@ -127,11 +132,12 @@ impl ConnectionPool {
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
         ConnectionPool {
             inner: Arc::new(PoolInner {
-                catalog: Catalog::new(config.tool_separator.clone()),
+                catalog: Arc::new(Catalog::new(config.tool_separator.clone())),
                 config,
                 conns: RwLock::new(BTreeMap::new()),
                 events,
                 monitor: Mutex::new(None),
+                monitor_tx: Arc::new(Mutex::new(None)),
                 from_config: Mutex::new(BTreeMap::new()),
                 applying: tokio::sync::Mutex::new(()),
             }),
@@ -172,6 +178,7 @@ impl ConnectionPool {
             .into());
         }
         let events = self.inner.events.clone();
+        let monitor = self.inner.monitor_tx.clone();
         let user_listener = config.status_listener.take();
         config.status_listener = Some(Arc::new(move |name: &str, from, to| {
             if let Some(listener) = &user_listener {
@@ -182,6 +189,13 @@ impl ConnectionPool {
                 from,
                 to,
             });
+            if to == ConnectionStatus::Connected {
+                // A new session may offer other tools: the monitor (if it
+                // runs) compares them with the cached list.
+                if let Some(tx) = monitor.lock().as_ref() {
+                    let _ = tx.send(MonitorCmd::Recheck(name.to_owned()));
+                }
+            }
         }));
         let interval = config.health_check_interval;
         let conn = Arc::new(Connection::with_config(name.clone(), transport, config));
@@ -282,6 +296,7 @@ impl ConnectionPool {
         for (name, conn) in self.inner.all() {
             let _ = tx.send(MonitorCmd::Add(name, conn.config().health_check_interval));
         }
+        *self.inner.monitor_tx.lock() = Some(tx);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(monitor::run(
             Arc::downgrade(&self.inner),
@@ -290,12 +305,13 @@ impl ConnectionPool {
             self.inner.config.max_concurrent_probes,
             self.inner.config.probe_jitter,
         ));
-        *slot = Some(MonitorHandle { cancel, task, tx });
+        *slot = Some(MonitorHandle { cancel, task });
     }
 
     /// Stops the monitor and waits for it to end.
     pub async fn stop_monitoring(&self) {
         let handle = self.inner.monitor.lock().take();
+        *self.inner.monitor_tx.lock() = None;
         if let Some(m) = handle {
             m.cancel.cancel();
             let _ = m.task.await;
@@ -371,10 +387,18 @@ impl ConnectionPool {
             .into_iter()
             .filter(|(_, c)| c.status() == ConnectionStatus::Connected)
             .collect();
-        self.inner
+        let (catalog, diffs) = self
+            .inner
             .catalog
             .refresh(connected, self.inner.config.max_concurrent_connects)
-            .await
+            .await;
+        for (name, diff) in diffs {
+            let _ = self
+                .inner
+                .events
+                .send(PoolEvent::ToolsChanged { name, diff });
+        }
+        catalog
     }
 
     /// Calls a tool by its qualified name (as [`ConnectionPool::list_tools`]

@@ -128,15 +128,14 @@ async fn lists_are_cached_and_refreshed_after_list_changed() {
     assert_eq!(again.tools[0].qualified_name, "s__tool_v1");
     assert!(lists.try_recv().is_err(), "served from the cache");
 
-    notify_tx.send(()).expect("notify");
     let conn = pool.get("s").expect("s");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while conn.info().metrics.tools_list_changed == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the notification arrived");
+    let mut notes = conn.notifications();
+    notify_tx.send(()).expect("notify");
+    tokio::time::timeout(Duration::from_secs(10), notes.recv())
+        .await
+        .expect("the notification arrived")
+        .expect("a notification");
+    assert_eq!(conn.info().metrics.tools_list_changed, 1);
     let fresh = pool.list_tools().await;
     assert_eq!(
         fresh.tools[0].qualified_name, "s__tool_v2",
@@ -160,4 +159,156 @@ async fn a_failing_server_is_reported_and_the_others_listed() {
     assert_eq!(catalog.tools.len(), 2);
     assert_eq!(catalog.failed.len(), 1);
     assert_eq!(catalog.failed[0].0, "bare");
+}
+
+/// Serves every link the pool opens: `tools/list` answers with the tools
+/// the test set last; `change()` sends `tools/list_changed`.
+struct ToolServer {
+    /// The tools the server offers, changed by the test.
+    tools: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+}
+
+impl ToolServer {
+    fn start(
+        mut server: mcp_conn_core::testing::MockServer,
+        tools: serde_json::Value,
+    ) -> (Self, tokio::sync::mpsc::UnboundedSender<Signal>) {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(tools));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Signal>();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut link = server.accept().await;
+                link.handshake().await;
+                loop {
+                    tokio::select! {
+                        msg = link.recv() => match msg {
+                            Some(Message::Request(r)) if r.method == "tools/list" => {
+                                let tools = shared.lock().map(|t| t.clone()).unwrap_or_default();
+                                link.respond(r.id, json!({"tools": tools})).await;
+                            }
+                            Some(Message::Request(r)) if r.method == "ping" => {
+                                link.respond(r.id, json!({})).await;
+                            }
+                            Some(_) => {}
+                            None => break,
+                        },
+                        signal = rx.recv() => match signal {
+                            Some(Signal::ListChanged) => link.notify("notifications/tools/list_changed", None).await,
+                            Some(Signal::Drop) => break,
+                            None => return,
+                        },
+                    }
+                }
+            }
+        });
+        (ToolServer { tools: state }, tx)
+    }
+
+    fn set(&self, tools: serde_json::Value) {
+        if let Ok(mut t) = self.tools.lock() {
+            *t = tools;
+        }
+    }
+}
+
+enum Signal {
+    ListChanged,
+    Drop,
+}
+
+async fn next_diff(
+    events: &mut tokio::sync::broadcast::Receiver<mcp_conn_pool::PoolEvent>,
+) -> mcp_conn_pool::ToolSetDiff {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(mcp_conn_pool::PoolEvent::ToolsChanged { name, diff }) => {
+                    assert_eq!(name, "s");
+                    return diff;
+                }
+                Ok(_) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a ToolsChanged event")
+}
+
+#[tokio::test(start_paused = true)]
+async fn tool_set_changes_are_events_after_list_changed_and_after_a_reconnect() {
+    let pool = ConnectionPool::with_config(PoolConfig {
+        default_connection: mcp_conn_core::ConnectionConfig {
+            reconnect_jitter: 0.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (transport, server) = MockTransport::pair();
+    pool.insert("s", transport).expect("added");
+    let schema = json!({"type": "object"});
+    let (tools, signal) = ToolServer::start(
+        server,
+        json!([{"name": "read", "description": "reads", "inputSchema": schema},
+               {"name": "write", "description": "writes", "inputSchema": schema}]),
+    );
+    let mut events = pool.subscribe();
+    pool.connect_all().await;
+    pool.start_monitoring();
+    assert_eq!(
+        pool.list_tools().await.tools.len(),
+        2,
+        "the first list: no event"
+    );
+
+    // list_changed: a tool removed, one added, one changed.
+    tools.set(
+        json!([{"name": "read", "description": "reads a file", "inputSchema": schema},
+                     {"name": "list", "description": "lists", "inputSchema": schema}]),
+    );
+    signal.send(Signal::ListChanged).expect("signal");
+    let diff = next_diff(&mut events).await;
+    assert_eq!(
+        (diff.added, diff.removed, diff.changed),
+        (
+            vec!["list".to_owned()],
+            vec!["write".to_owned()],
+            vec!["read".to_owned()]
+        )
+    );
+
+    // A reconnect to a server that now has another schema for `list`.
+    tools.set(json!([{"name": "read", "description": "reads a file", "inputSchema": schema},
+                     {"name": "list", "description": "lists", "inputSchema": {"type": "object", "properties": {"dir": {"type": "string"}}}}]));
+    signal.send(Signal::Drop).expect("signal");
+    let diff = next_diff(&mut events).await;
+    assert_eq!(diff.changed, ["list"]);
+    assert!(diff.added.is_empty() && diff.removed.is_empty());
+    let catalog = pool.list_tools().await;
+    assert_eq!(catalog.tools.len(), 2);
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_monitor_list_tools_reports_the_change() {
+    let pool = ConnectionPool::new();
+    let (transport, server) = MockTransport::pair();
+    pool.insert("s", transport).expect("added");
+    let schema = json!({"type": "object"});
+    let (tools, signal) = ToolServer::start(server, json!([{"name": "a", "inputSchema": schema}]));
+    let mut events = pool.subscribe();
+    pool.connect_all().await;
+    pool.list_tools().await;
+    tools.set(json!([{"name": "a", "inputSchema": schema}, {"name": "b", "inputSchema": schema}]));
+    let conn = pool.get("s").expect("s");
+    let mut notes = conn.notifications();
+    signal.send(Signal::ListChanged).expect("signal");
+    tokio::time::timeout(Duration::from_secs(10), notes.recv())
+        .await
+        .expect("arrived")
+        .expect("a notification");
+    pool.list_tools().await;
+    assert_eq!(next_diff(&mut events).await.added, ["b"]);
+    pool.shutdown().await;
 }
