@@ -35,6 +35,25 @@ pub enum DuringBackoff {
     Wait,
 }
 
+/// See [`ConnectionConfig::restart_budget`].
+///
+/// ```
+/// # use std::time::Duration;
+/// # use mcp_conn_core::{ConnectionConfig, RestartBudget};
+/// let config = ConnectionConfig {
+///     restart_budget: Some(RestartBudget { max_restarts: 5, window: Duration::from_secs(600) }),
+///     ..Default::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartBudget {
+    /// Restarts allowed within `window`.
+    pub max_restarts: u32,
+    /// The sliding window.
+    pub window: Duration,
+}
+
 /// Settings of a [`crate::Connection`]. The first six fields are the Python original's
 /// keyword arguments, with its defaults; write only what you change:
 ///
@@ -85,6 +104,13 @@ pub struct ConnectionConfig {
     /// What calls do while the connection waits before its next connect
     /// attempt. Default [`DuringBackoff::FailFast`].
     pub during_backoff: DuringBackoff,
+    /// At most this many restarts (reconnects after a live session was
+    /// lost) in a sliding window, then `Error` with
+    /// [`crate::Error::RestartBudgetExhausted`]: a server that crashes
+    /// after every successful start does not restart forever. Independent
+    /// of `max_reconnect_attempts`, which counts failed attempts within one
+    /// outage. Default `None`: no limit.
+    pub restart_budget: Option<RestartBudget>,
     /// The name and version sent in `initialize`. Default: this crate's.
     pub client_info: Implementation,
     /// Handlers for server requests (roots, sampling, elicitation). Default: none.
@@ -177,6 +203,20 @@ impl ConnectionConfig {
                 format!("{} is not between 0 and 1", self.reconnect_jitter),
             ));
         }
+        if let Some(budget) = self.restart_budget {
+            if budget.max_restarts == 0 {
+                return Err(ConfigError::new(
+                    "restart_budget",
+                    "max_restarts must be at least 1 (use auto_reconnect: false for none)",
+                ));
+            }
+            if budget.window.is_zero() || budget.window > MAX_DURATION {
+                return Err(ConfigError::new(
+                    "restart_budget",
+                    "the window must be greater than zero and at most MAX_DURATION",
+                ));
+            }
+        }
         if self.queue_capacity == 0 {
             return Err(ConfigError::new("queue_capacity", "must be at least 1"));
         }
@@ -212,6 +252,7 @@ impl Default for ConnectionConfig {
             queue_capacity: 1024,
             max_concurrent_server_requests: 32,
             during_backoff: DuringBackoff::FailFast,
+            restart_budget: None,
             client_info: Implementation::default(),
             handlers: ClientHandlers::default(),
             status_listener: None,
@@ -244,6 +285,7 @@ impl std::fmt::Debug for ConnectionConfig {
                 &self.max_concurrent_server_requests,
             )
             .field("during_backoff", &self.during_backoff)
+            .field("restart_budget", &self.restart_budget)
             .field("client_info", &self.client_info)
             .field("handlers", &self.handlers)
             .field("status_listener", &self.status_listener.is_some())

@@ -129,6 +129,21 @@ pub enum Error {
         #[source]
         cause: Option<Box<Error>>,
     },
+    /// The server was restarted as often as its
+    /// [`crate::RestartBudget`] allows within the window, and lost again:
+    /// the connection stays in `Error` until `connect()` is called.
+    #[error("connection `{connection}`: restarted {restarts} times within {window:?}; not restarting again")]
+    RestartBudgetExhausted {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// Restarts within the window.
+        restarts: u32,
+        /// The window.
+        window: Duration,
+        /// The loss that would have been one restart too many.
+        #[source]
+        last: Box<Error>,
+    },
     /// The caller's arguments cannot be sent (e.g. tool arguments that are
     /// not a JSON object); nothing was sent.
     #[error("connection `{connection}`: invalid arguments for `{method}`: {message}")]
@@ -168,7 +183,8 @@ impl Error {
             | Error::Transport { connection, .. }
             | Error::Backoff { connection, .. }
             | Error::InvalidConfig { connection, .. }
-            | Error::InvalidArguments { connection, .. } => connection,
+            | Error::InvalidArguments { connection, .. }
+            | Error::RestartBudgetExhausted { connection, .. } => connection,
         }
     }
 
@@ -191,6 +207,7 @@ impl Error {
             | Error::CapabilityNotSupported { .. }
             | Error::InvalidConfig { .. }
             | Error::InvalidArguments { .. }
+            | Error::RestartBudgetExhausted { .. }
             | Error::Closed { .. } => false,
         }
     }
@@ -235,6 +252,7 @@ impl Error {
             Error::Backoff { .. } => ErrorKind::Backoff,
             Error::InvalidConfig { .. } => ErrorKind::InvalidConfig,
             Error::InvalidArguments { .. } => ErrorKind::InvalidArguments,
+            Error::RestartBudgetExhausted { .. } => ErrorKind::RestartBudgetExhausted,
         }
     }
 
@@ -285,6 +303,8 @@ pub enum ErrorKind {
     InvalidConfig,
     /// [`Error::InvalidArguments`].
     InvalidArguments,
+    /// [`Error::RestartBudgetExhausted`].
+    RestartBudgetExhausted,
 }
 
 /// The last error of a connection, as [`crate::ConnectionInfo`] reports it:

@@ -24,7 +24,9 @@
 //!   literal `${`. VS Code's `${input:…}` and `${workspaceFolder}` are
 //!   refused with an error that says so.
 //! - `connection` overrides [`ConnectionConfig`] fields (durations in
-//!   seconds: finite, not negative, at most [`MAX_DURATION`]).
+//!   seconds: finite, not negative, at most [`MAX_DURATION`]);
+//!   `max_restarts` with `restart_window` (seconds, default 600) set the
+//!   restart budget.
 //! - Other keys a host adds are ignored.
 //!
 //! Errors name the exact field: `mcpServers.fs.args[2]: expected a string`.
@@ -221,6 +223,11 @@ pub(crate) struct Overrides {
     request_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "seconds")]
     health_check_timeout: Option<Duration>,
+    /// With `restart_window`: the restart budget.
+    #[serde(default, deserialize_with = "whole_number")]
+    max_restarts: Option<u32>,
+    #[serde(default, deserialize_with = "seconds")]
+    restart_window: Option<Duration>,
 }
 
 /// A number of seconds: finite, not negative, at most [`MAX_DURATION`]
@@ -285,6 +292,18 @@ impl Overrides {
         set(&mut c.connection_timeout, self.connection_timeout);
         set(&mut c.request_timeout, self.request_timeout);
         set(&mut c.health_check_timeout, self.health_check_timeout);
+        if let Some(max_restarts) = self.max_restarts {
+            c.restart_budget = Some(mcp_conn_core::RestartBudget {
+                max_restarts,
+                // Ten minutes unless the config says otherwise.
+                window: self.restart_window.unwrap_or(Duration::from_secs(600)),
+            });
+        } else if self.restart_window.is_some() {
+            return Err(PoolConfigError::new(
+                format!("{path}.restart_window"),
+                "goes with max_restarts",
+            ));
+        }
         // Zero intervals, a max delay below the first delay, …: by field.
         c.validate()
             .map_err(|e| PoolConfigError::new(format!("{path}.{}", e.field), e.message))?;

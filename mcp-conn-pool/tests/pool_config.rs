@@ -318,3 +318,30 @@ fn variables_take_defaults_and_escapes_as_hosts_write_them() {
         assert!(got.starts_with(want), "{got}");
     }
 }
+
+#[test]
+fn a_restart_budget_can_be_configured() {
+    let servers = parse(
+        r#"{"mcpServers": {"a": {"command": "x", "connection": {"max_restarts": 5, "restart_window": 60}}, "b": {"command": "y", "connection": {"max_restarts": 2}}}}"#,
+    )
+    .expect("parses");
+    let budget = |i: usize| servers[i].connection.restart_budget.expect("a budget");
+    assert_eq!(
+        (budget(0).max_restarts, budget(0).window),
+        (5, Duration::from_secs(60))
+    );
+    assert_eq!(budget(1).window, Duration::from_secs(600));
+    for (json, want) in [
+        (
+            r#"{"mcpServers": {"a": {"command": "x", "connection": {"restart_window": 60}}}}"#,
+            "mcpServers.a.connection.restart_window: goes with max_restarts",
+        ),
+        (
+            r#"{"mcpServers": {"a": {"command": "x", "connection": {"max_restarts": 0}}}}"#,
+            "mcpServers.a.connection.restart_budget: max_restarts must be at least 1",
+        ),
+    ] {
+        let got = parse(json).expect_err(json);
+        assert!(got.starts_with(want), "{got}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The supervisor: the one task that owns a connection's link and runs its
 //! state machine (connect, backoff, reconnect, probes, shutdown).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -104,6 +105,8 @@ pub(super) struct Supervisor {
     /// When the last attempt failed or the link was lost, and why: implicit
     /// connects from `Error` wait `max_reconnect_delay` after it.
     last_failure: Option<(Instant, Error)>,
+    /// When each restart within the restart budget's window began.
+    restarts: VecDeque<Instant>,
 }
 
 impl Supervisor {
@@ -125,6 +128,7 @@ impl Supervisor {
             probe: None,
             next_probe: None,
             last_failure: None,
+            restarts: VecDeque::new(),
         }
     }
 
@@ -294,6 +298,7 @@ impl Supervisor {
     /// The user's connect: a fresh attempt budget, an attempt now.
     fn fresh_start(&mut self, timeout: Option<Duration>) {
         self.shared.state.lock().reconnect_attempts = 0;
+        self.restarts.clear();
         self.start_attempt(false, timeout);
     }
 
@@ -397,11 +402,46 @@ impl Supervisor {
         let retry = error.is_retryable();
         let hint = error.retry_after();
         self.last_failure = Some((Instant::now(), error.clone()));
-        self.retire(session, error);
+        self.retire(session, error.clone());
         self.next_probe = None;
         self.probe = None;
         self.shared.state.lock().reconnect_attempts = 0;
+        if retry && self.shared.config.auto_reconnect && !self.restart_allowed(&error) {
+            return;
+        }
         self.backoff_or_give_up(retry, hint);
+    }
+
+    /// Counts a restart against the restart budget; past it, settles in
+    /// `Error` with [`Error::RestartBudgetExhausted`] and returns false.
+    fn restart_allowed(&mut self, lost: &Error) -> bool {
+        let Some(budget) = self.shared.config.restart_budget else {
+            return true;
+        };
+        let now = Instant::now();
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= budget.window)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() < budget.max_restarts as usize {
+            self.restarts.push_back(now);
+            return true;
+        }
+        let error = Error::RestartBudgetExhausted {
+            connection: self.shared.name.clone(),
+            restarts: budget.max_restarts,
+            window: budget.window,
+            last: Box::new(lost.clone()),
+        };
+        tracing::error!(connection = %self.shared.name, %error, "restart budget used up");
+        self.shared.record_error(&error);
+        self.last_failure = Some((now, error));
+        self.phase = Phase::Idle;
+        self.shared.set_status(ConnectionStatus::Error);
+        false
     }
 
     fn on_unhealthy(&mut self, client: &Client, failures: u32) {
