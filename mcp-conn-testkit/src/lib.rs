@@ -11,5 +11,6 @@
 #![deny(missing_docs)]
 
 pub mod fake_server;
+mod fake_stateless;
 pub mod http_server;
 pub mod leaks;

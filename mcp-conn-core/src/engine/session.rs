@@ -94,6 +94,8 @@ impl Session {
             notifications: config.notifications.clone(),
             counters: config.counters.clone(),
             on_link_lost: config.on_link_lost.clone(),
+            stateless: OnceLock::new(),
+            handlers: config.handlers.clone(),
         });
         let stop_writer = CancellationToken::new();
         let stop_reader = CancellationToken::new();
