@@ -145,7 +145,8 @@ mod tests {
                 "flag": {"type": "boolean", "x-mcp-header": "Flag"},
                 "free": {"type": "string"}}}},
         ]});
-        let resp = Message::Response(Response::result(RequestId::Int(1), &list).expect("serialises"));
+        let resp =
+            Message::Response(Response::result(RequestId::Int(1), &list).expect("serialises"));
         tools.note_response(&resp);
         let call = request(
             2,
