@@ -91,7 +91,7 @@ async fn every_legacy_answer_to_the_probe_falls_back_to_initialize() {
         /// A legacy server's "Unsupported protocol version" (-32000).
         Unsupported,
         Http400,
-        NoAnswer,
+        Silence,
         NotADiscoverResult,
     }
     for answer in [
@@ -99,7 +99,7 @@ async fn every_legacy_answer_to_the_probe_falls_back_to_initialize() {
         Answer::InvalidParams,
         Answer::Unsupported,
         Answer::Http400,
-        Answer::NoAnswer,
+        Answer::Silence,
         Answer::NotADiscoverResult,
     ] {
         let config = ConnectionConfig {
@@ -142,10 +142,10 @@ async fn every_legacy_answer_to_the_probe_falls_back_to_initialize() {
                         )
                         .await
                     }
-                    Answer::NoAnswer => {}
+                    Answer::Silence => {}
                     Answer::NotADiscoverResult => link.respond(probe.id, json!({})).await,
                 }
-                if matches!(answer, Answer::NoAnswer) {
+                if matches!(answer, Answer::Silence) {
                     // The probe is given up and cancelled.
                     let cancel = link.recv().await;
                     assert!(format!("{cancel:?}").contains("notifications/cancelled"));
