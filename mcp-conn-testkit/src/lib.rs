@@ -13,4 +13,5 @@
 pub mod fake_server;
 mod fake_stateless;
 pub mod http_server;
+mod http_stateless;
 pub mod leaks;

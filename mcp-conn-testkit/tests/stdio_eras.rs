@@ -71,9 +71,12 @@ async fn a_stateless_server_is_spoken_to_statelessly_and_comes_back_in_that_era(
     common::wait_status(&conn, ConnectionStatus::Connected).await;
     let client = conn.client().expect("connected");
     assert_eq!(client.protocol_era(), Some(ProtocolEra::Stateless));
-    let echoed = within("echo again", client.call_tool("echo", json!({"text": "back"})))
-        .await
-        .expect("echo");
+    let echoed = within(
+        "echo again",
+        client.call_tool("echo", json!({"text": "back"})),
+    )
+    .await
+    .expect("echo");
     assert_eq!(echoed.text(), "back");
 }
 
@@ -106,7 +109,9 @@ async fn unsupported_version_retries_with_the_servers_version() {
         ..common::config()
     };
     let conn = Connection::with_config("forced", fake("normal", &pids), config);
-    let err = within("connect", conn.connect()).await.expect_err("not stateless");
+    let err = within("connect", conn.connect())
+        .await
+        .expect_err("not stateless");
     assert!(
         matches!(err, mcp_conn_core::Error::UnsupportedVersion { .. }),
         "{err}"

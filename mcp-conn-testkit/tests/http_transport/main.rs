@@ -6,6 +6,7 @@
 mod common;
 
 mod auth;
+mod eras;
 mod failures;
 mod legacy;
 mod load;
