@@ -232,3 +232,33 @@ async fn tools_with_invalid_header_annotations_are_dropped_and_32020_relists_onc
     let err = called.expect_err("retried once only");
     assert_eq!(err.rpc_error().map(|e| e.code), Some(-32020));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_reply_stream_reissues_safe_requests_only() {
+    use mcp_conn_core::TransportError;
+    let (_conn, _s, client, mut link) = stateless(ClientHandlers::default()).await;
+    let (listed, ()) = tokio::join!(client.list_tools(), async {
+        let first = link.expect_method("tools/list").await;
+        link.fail_request(first.id.clone(), TransportError::Eof)
+            .await;
+        let again = link.expect_method("tools/list").await;
+        assert_ne!(again.id, first.id, "a new id");
+        link.respond(again.id, json!({"tools": []})).await;
+    });
+    assert!(listed.expect("re-issued").is_empty());
+
+    let (called, ()) = tokio::join!(client.call_tool("t", json!({})), async {
+        let req = link.expect_method("tools/call").await;
+        link.fail_request(req.id, TransportError::Eof).await;
+    });
+    let err = called.expect_err("a tool call is not re-issued");
+    assert!(matches!(err, Error::ReplyLost { .. }), "{err}");
+    assert!(!err.is_retryable());
+    // Nothing was sent again.
+    let (listed, ()) = tokio::join!(client.list_tools(), async {
+        let next = link.expect_request().await;
+        assert_eq!(next.method, "tools/list");
+        link.respond(next.id, json!({"tools": []})).await;
+    });
+    listed.expect("listed");
+}

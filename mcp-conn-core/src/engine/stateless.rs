@@ -11,10 +11,14 @@ use super::options::RequestOptions;
 use crate::era::{meta, DiscoverResult};
 use crate::error::Error;
 use crate::protocol::{ClientCapabilities, Implementation};
+use crate::transport::TransportError;
 
 /// How many `input_required` rounds one call may take before it fails with
 /// [`Error::InputRequired`].
 pub(crate) const MAX_INPUT_ROUNDS: usize = 8;
+
+/// How many times a request whose reply stream broke is sent again.
+const MAX_REISSUES: u32 = 2;
 
 /// What the `_meta` of every stateless request carries.
 #[derive(Debug, Clone)]
@@ -125,7 +129,7 @@ impl Client {
                     }
                 }
             }
-            let raw = self.send_request(method, this, opts).await?;
+            let raw = self.send_reissuing(method, this, opts).await?;
             let kind: Option<String> = serde_json::from_str::<Kind>(raw.get())
                 .ok()
                 .and_then(|k| k.result_type);
@@ -153,6 +157,38 @@ impl Client {
             method: method.to_owned(),
             message: format!("the server still asked for input after {MAX_INPUT_ROUNDS} rounds"),
         })
+    }
+
+    /// Sends a request; when its reply stream broke (HTTP: the stream
+    /// ended or failed before the response; the stateless era cannot resume
+    /// it), sends it again with a new id, at most [`MAX_REISSUES`] times,
+    /// unless it is a `tools/call`, whose effect may already have happened:
+    /// that one fails with [`Error::ReplyLost`] and the caller decides.
+    async fn send_reissuing(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        opts: &RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        let mut reissues = 0;
+        loop {
+            match self.send_request(method, params.clone(), opts).await {
+                Err(Error::Transport { source, .. })
+                    if matches!(source, TransportError::Io(_) | TransportError::Eof) =>
+                {
+                    if method == "tools/call" || reissues == MAX_REISSUES {
+                        return Err(Error::ReplyLost {
+                            connection: self.inner.name.clone(),
+                            method: method.to_owned(),
+                            reason: source,
+                        });
+                    }
+                    reissues += 1;
+                    tracing::info!(connection = %self.inner.name, %method, error = %source, "the reply stream broke; sending the request again with a new id");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Answers each input request through the handlers, within the request
