@@ -9,7 +9,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::config::{ConnectionConfig, HealthProbe};
-use crate::engine::{open_era, Client, EngineConfig, EraPlan, RequestOptions, Session};
+use crate::engine::{
+    open_era, Client, EngineConfig, EraPlan, ListenFilter, RequestOptions, Session,
+};
 use crate::era::Detected;
 use crate::error::{Error, ErrorSummary};
 use crate::health::HealthHistory;
@@ -35,6 +37,8 @@ pub(super) struct State {
     /// The era the server was found to speak, kept across reconnects so
     /// that the probe is not repeated; re-probed when it stops working.
     pub(super) era: Option<Detected>,
+    /// What to listen for (stateless era), once someone asked.
+    pub(super) listen: Option<ListenFilter>,
 }
 
 pub(super) struct Shared {

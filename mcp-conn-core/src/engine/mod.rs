@@ -8,6 +8,7 @@
 
 mod client;
 mod handshake;
+mod listen;
 mod options;
 mod pending;
 mod reader;
@@ -16,5 +17,6 @@ mod stateless;
 
 pub use client::Client;
 pub(crate) use handshake::{open_era, EraPlan};
+pub(crate) use listen::ListenFilter;
 pub use options::{Progress, ProgressCallback, RequestOptions};
 pub(crate) use session::{EngineConfig, LinkLostHook, ReaderExit, Session};
