@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use crate::era::ProtocolPreference;
 use crate::handler::ClientHandlers;
 use crate::protocol::Implementation;
 use crate::status::ConnectionStatus;
@@ -111,8 +112,16 @@ pub struct ConnectionConfig {
     /// of `max_reconnect_attempts`, which counts failed attempts within one
     /// outage. Default `None`: no limit.
     pub restart_budget: Option<RestartBudget>,
-    /// The name and version sent in `initialize`. Default: this crate's.
+    /// The name and version sent in `initialize` (handshake era) or in
+    /// every request's `_meta` (stateless era). Default: this crate's.
     pub client_info: Implementation,
+    /// Which protocol era to speak. Default [`ProtocolPreference::Auto`]:
+    /// the newest the server speaks, detected on the first connect and
+    /// remembered across reconnects.
+    pub protocol: ProtocolPreference,
+    /// How long the era probe (`server/discover`) may go unanswered before
+    /// the server is taken for a handshake-era one. Default 5 s.
+    pub era_probe_timeout: Duration,
     /// Handlers for server requests (roots, sampling, elicitation). Default: none.
     pub handlers: ClientHandlers,
     /// Called on every status change, in order, with the connection's name,
@@ -170,6 +179,7 @@ impl ConnectionConfig {
             ("connection_timeout", self.connection_timeout),
             ("request_timeout", self.request_timeout),
             ("health_check_timeout", self.health_check_timeout),
+            ("era_probe_timeout", self.era_probe_timeout),
         ];
         for (field, value) in positive {
             if value.is_zero() {
@@ -254,6 +264,8 @@ impl Default for ConnectionConfig {
             during_backoff: DuringBackoff::FailFast,
             restart_budget: None,
             client_info: Implementation::default(),
+            protocol: ProtocolPreference::Auto,
+            era_probe_timeout: Duration::from_secs(5),
             handlers: ClientHandlers::default(),
             status_listener: None,
         }
@@ -287,6 +299,8 @@ impl std::fmt::Debug for ConnectionConfig {
             .field("during_backoff", &self.during_backoff)
             .field("restart_budget", &self.restart_budget)
             .field("client_info", &self.client_info)
+            .field("protocol", &self.protocol)
+            .field("era_probe_timeout", &self.era_probe_timeout)
             .field("handlers", &self.handlers)
             .field("status_listener", &self.status_listener.is_some())
             .finish()

@@ -155,6 +155,31 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A multi round-trip request (stateless era: the server answered
+    /// `input_required`) could not be completed: an input request no
+    /// registered handler answers, or more rounds than allowed.
+    #[error("connection `{connection}`: `{method}` needs input that cannot be given: {message}")]
+    InputRequired {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// The method that was called.
+        method: String,
+        /// Why it stopped.
+        message: String,
+    },
+    /// The reply stream of a request broke (stateless era over HTTP) and the
+    /// request is not one that may be sent again without the caller's
+    /// consent (`tools/call`: its effect may already have happened). Nothing
+    /// was retried; the caller decides.
+    #[error("connection `{connection}`: the reply to `{method}` was lost ({reason}); not retried because it may already have taken effect")]
+    ReplyLost {
+        /// The connection's name.
+        connection: Arc<str>,
+        /// The method that was called.
+        method: String,
+        /// Why the reply was lost.
+        reason: TransportError,
+    },
     /// The connection's settings are invalid (see
     /// [`crate::ConnectionConfig::validate`]); nothing was started.
     #[error("connection `{connection}`: {source}")]
@@ -184,7 +209,9 @@ impl Error {
             | Error::Backoff { connection, .. }
             | Error::InvalidConfig { connection, .. }
             | Error::InvalidArguments { connection, .. }
-            | Error::RestartBudgetExhausted { connection, .. } => connection,
+            | Error::RestartBudgetExhausted { connection, .. }
+            | Error::InputRequired { connection, .. }
+            | Error::ReplyLost { connection, .. } => connection,
         }
     }
 
@@ -208,6 +235,8 @@ impl Error {
             | Error::InvalidConfig { .. }
             | Error::InvalidArguments { .. }
             | Error::RestartBudgetExhausted { .. }
+            | Error::InputRequired { .. }
+            | Error::ReplyLost { .. }
             | Error::Closed { .. } => false,
         }
     }
@@ -230,6 +259,7 @@ impl Error {
             Error::ConnectionLost { reason: source, .. }
             | Error::Connect { source, .. }
             | Error::Transport { source, .. } => Some(source),
+            Error::ReplyLost { reason, .. } => Some(reason),
             Error::Backoff { cause: Some(c), .. } => c.transport_error(),
             _ => None,
         }
@@ -253,6 +283,8 @@ impl Error {
             Error::InvalidConfig { .. } => ErrorKind::InvalidConfig,
             Error::InvalidArguments { .. } => ErrorKind::InvalidArguments,
             Error::RestartBudgetExhausted { .. } => ErrorKind::RestartBudgetExhausted,
+            Error::InputRequired { .. } => ErrorKind::InputRequired,
+            Error::ReplyLost { .. } => ErrorKind::ReplyLost,
         }
     }
 
@@ -305,6 +337,10 @@ pub enum ErrorKind {
     InvalidArguments,
     /// [`Error::RestartBudgetExhausted`].
     RestartBudgetExhausted,
+    /// [`Error::InputRequired`].
+    InputRequired,
+    /// [`Error::ReplyLost`].
+    ReplyLost,
 }
 
 /// The last error of a connection, as [`crate::ConnectionInfo`] reports it:

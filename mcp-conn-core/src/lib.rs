@@ -6,6 +6,7 @@ mod backoff;
 mod config;
 mod connection;
 mod engine;
+pub mod era;
 mod error;
 mod handler;
 mod health;
@@ -25,6 +26,10 @@ pub use config::{
 };
 pub use connection::Connection;
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};
+pub use era::{
+    DiscoverResult, ProtocolEra, ProtocolPreference, STATELESS_PROTOCOL_VERSION,
+    STATELESS_PROTOCOL_VERSIONS,
+};
 pub use error::{Error, ErrorKind, ErrorSummary};
 pub use handler::{ClientHandlers, ElicitationHandler, RootsProvider, SamplingHandler};
 pub use health::{health_score, HEALTH_WINDOW};

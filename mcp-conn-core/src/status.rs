@@ -134,6 +134,8 @@ pub struct ConnectionInfo {
     pub server_version: Option<String>,
     /// The negotiated protocol version, once connected.
     pub protocol_version: Option<String>,
+    /// The protocol era the session speaks, once connected.
+    pub protocol_era: Option<crate::ProtocolEra>,
 }
 
 /// The result of a health check (the Python original's `health_check()`

@@ -334,6 +334,24 @@ impl MockLink {
         req
     }
 
+    /// Answers the client's era probe (`server/discover`, sent first by a
+    /// connection with the default [`crate::ProtocolPreference::Auto`]) the
+    /// way a handshake-era server does (`-32601`), and returns the next
+    /// request, which must be `initialize`.
+    ///
+    /// # Panics
+    /// If the client sends anything else.
+    pub async fn expect_initialize(&mut self) -> Request {
+        let mut req = self.expect_request().await;
+        if req.method == "server/discover" {
+            self.respond_error(req.id, JsonRpcError::method_not_found("server/discover"))
+                .await;
+            req = self.expect_request().await;
+        }
+        assert_eq!(req.method, "initialize", "unexpected request {req:?}");
+        req
+    }
+
     /// Waits until the client closes the link, dropping what it sends.
     pub async fn closed(&mut self) {
         while self.rx.recv().await.is_some() {}
@@ -384,7 +402,7 @@ impl MockLink {
     /// # Panics
     /// If the client does anything else.
     pub async fn handshake_with(&mut self, version: &str, capabilities: Value) -> Request {
-        let init = self.expect_method("initialize").await;
+        let init = self.expect_initialize().await;
         self.respond(
             init.id.clone(),
             json!({

@@ -61,7 +61,7 @@ async fn an_unsupported_version_is_refused_without_initialized() {
     let (conn, _t, mut server) = common::scripted(common::config());
     let (result, ()) = common::within("join", async { tokio::join!(conn.connect(), async {
         let mut link = server.accept().await;
-        let init = link.expect_method("initialize").await;
+        let init = link.expect_initialize().await;
         link.respond(
             init.id,
             json!({"protocolVersion": "1999-01-01", "capabilities": {}, "serverInfo": {"name": "old", "version": "0"}}),
@@ -84,7 +84,7 @@ async fn an_initialize_error_is_surfaced_with_its_data() {
     let (result, ()) = common::within("join", async {
         tokio::join!(conn.connect(), async {
             let mut link = server.accept().await;
-            let init = link.expect_method("initialize").await;
+            let init = link.expect_initialize().await;
             let mut error = JsonRpcError::invalid_params("Unsupported protocol version");
             error.data = Some(json!({"supported": ["2024-11-05"], "requested": "2025-11-25"}));
             link.respond_error(init.id, error).await;
@@ -113,7 +113,7 @@ async fn a_server_that_never_answers_initialize_times_out() {
     let (result, ()) = common::within("join", async {
         tokio::join!(conn.connect(), async {
             let mut link = server.accept().await;
-            link.expect_method("initialize").await;
+            link.expect_initialize().await;
             // Item 13: initialize is never cancelled; the link is just closed.
             assert_eq!(common::within("close", link.recv()).await, None);
         })
@@ -153,7 +153,7 @@ async fn a_server_ping_is_answered_before_initialized() {
     let (conn, _t, mut server) = common::scripted(common::config());
     let (client, _link) = common::within("join", async { tokio::join!(conn.connect(), async {
         let mut link = server.accept().await;
-        let init = link.expect_method("initialize").await;
+        let init = link.expect_initialize().await;
         // Item 20: the server pings before answering initialize.
         link.send(Message::request(
             RequestId::Str("srv-1".into()),

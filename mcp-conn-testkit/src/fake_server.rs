@@ -9,7 +9,7 @@
 //! | mode | behaviour |
 //! |---|---|
 //! | `normal` | answers everything at once; exits on stdin EOF |
-//! | `crash-after N` | exits with status 3 (and a stderr line) on the (N+1)-th request after `initialize`, unanswered |
+//! | `crash-after N` | exits with status 3 (and a stderr line) on the (N+1)-th request after `initialize` (the era probe `server/discover` not counted), unanswered |
 //! | `hang` | reads everything, answers nothing |
 //! | `ping-only` | answers `initialize` and `ping`, nothing else |
 //! | `garbage` | writes junk lines before every answer |
@@ -21,6 +21,7 @@
 //! | `flood-stderr` | writes 32 MiB to stderr while serving |
 //! | `slow-drip` | writes each answer a few bytes at a time |
 //! | `reject-version` | answers `initialize` with protocol version 1999-01-01 |
+//! | `stateless` | speaks only the 2026-07-28 era (see `fake_stateless`; versions from `FAKE_MCP_VERSIONS`) |
 //!
 //! With `FAKE_MCP_PIDFILE=path`, it writes `pid N` (and `grandchild N`) there.
 //! With `FAKE_MCP_STARTLOG=path`, it appends a line `start N` there each time
@@ -67,6 +68,8 @@ pub enum Mode {
     SlowDrip,
     /// Answers `initialize` with an unsupported version.
     RejectVersion,
+    /// Speaks the stateless era (2026-07-28) only; see `fake_stateless`.
+    Stateless,
 }
 
 impl Mode {
@@ -96,6 +99,7 @@ impl Mode {
             "flood-stderr" => Mode::FloodStderr,
             "slow-drip" => Mode::SlowDrip,
             "reject-version" => Mode::RejectVersion,
+            "stateless" => Mode::Stateless,
             other => return Err(format!("unknown mode {other:?}")),
         })
     }
@@ -216,7 +220,16 @@ pub fn run(mode: Mode) -> i32 {
             continue; // a response to us, or nowhere to answer
         }
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
-        if method != "initialize" {
+        if mode == Mode::Stateless {
+            if let Some(mut reply) = crate::fake_stateless::handle(method, &params) {
+                reply["jsonrpc"] = json!("2.0");
+                reply["id"] = id.clone();
+                let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+                let _ = writeln!(out, "{reply}");
+                continue;
+            }
+        }
+        if method != "initialize" && method != "server/discover" {
             if let Mode::CrashAfter(n) = mode {
                 if served >= n {
                     eprintln!("fake-mcp-server: crashing after {n} requests");
@@ -243,6 +256,8 @@ pub fn run(mode: Mode) -> i32 {
                 }))
             }
             "ping" => Ok(json!({})),
+            // A handshake-era server: the era probe is an unknown method.
+            "server/discover" => Err((-32601, "method not found: server/discover".into())),
             _ if mode == Mode::PingOnly => continue,
             "tools/list" => Ok(json!({"tools": tools()})),
             "tools/call" => {

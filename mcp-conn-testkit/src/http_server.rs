@@ -107,6 +107,13 @@ pub struct Behavior {
     pub legacy_endpoint: Option<String>,
     /// GET (the stream) is answered with this status and `Retry-After`.
     pub get_busy: Option<(u16, Option<String>)>,
+    /// Speak the stateless era with these versions (see `http_stateless`);
+    /// GET gets 405. Turn `sessions` off with it.
+    pub stateless: Option<Vec<String>>,
+    /// Answer `server/discover` with this status and JSON body (`$ID` is
+    /// replaced by the request's id), as deployed servers answer the era
+    /// probe.
+    pub discover_reply: Option<(u16, String)>,
 }
 
 impl Default for Behavior {
@@ -126,6 +133,8 @@ impl Default for Behavior {
             quiet: false,
             legacy_endpoint: None,
             get_busy: None,
+            stateless: None,
+            discover_reply: None,
         }
     }
 }
@@ -432,7 +441,22 @@ async fn post(
             return r;
         }
     }
-    let mut fault = if id.is_some() {
+    // Scripted faults are for the requests after the era probe (which a
+    // handshake-era server refuses below, as an unknown session).
+    if let (Some((status, body)), "server/discover") = (&behavior.discover_reply, method.as_str()) {
+        let id = id
+            .as_ref()
+            .map_or_else(|| "null".to_owned(), Value::to_string);
+        return full(*status, Some("application/json"), body.replace("$ID", &id));
+    }
+    if let Some(versions) = &behavior.stateless {
+        if let Some((status, body)) =
+            crate::http_stateless::answer(versions, headers, &msg, &method)
+        {
+            return full(status, Some("application/json"), body.to_string());
+        }
+    }
+    let mut fault = if id.is_some() && method != "server/discover" {
         lock(&st.faults).pop_front()
     } else {
         None
@@ -619,6 +643,9 @@ async fn interactive(st: &Arc<State>, id: &Value, tool: &str) -> Response<Body> 
 }
 
 fn get(st: &Arc<State>, behavior: &Behavior, headers: &HeaderMap) -> Response<Body> {
+    if behavior.stateless.is_some() {
+        return full(405, None, "");
+    }
     if let Some(last) = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -11,5 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod fake_server;
+mod fake_stateless;
 pub mod http_server;
+mod http_stateless;
 pub mod leaks;

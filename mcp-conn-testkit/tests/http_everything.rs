@@ -55,6 +55,11 @@ async fn the_reference_server_over_streamable_http() {
     let transport = HttpTransport::new(&format!("http://127.0.0.1:{port}/mcp")).expect("url");
     let conn = Connection::new("everything-http", transport);
     let client = within("connect", conn.connect()).await.expect("connects");
+    // server-everything speaks only the handshake era: the probe says so.
+    assert_eq!(
+        client.protocol_era(),
+        Some(mcp_conn_core::ProtocolEra::Handshake)
+    );
     assert_eq!(
         client.server_info().map(|s| s.name.as_str()),
         Some("mcp-servers/everything")

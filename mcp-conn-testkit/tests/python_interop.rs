@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{within, PidFile};
-use mcp_conn_core::{Connection, ConnectionConfig, ConnectionStatus};
+use mcp_conn_core::{Connection, ConnectionConfig, ConnectionStatus, ProtocolEra};
 use mcp_transport_http::HttpTransport;
 use mcp_transport_stdio::StdioTransport;
 use serde_json::json;
@@ -46,6 +46,9 @@ fn fast_reconnects() -> ConnectionConfig {
 
 async fn exercise(conn: &Connection) {
     let client = within("connect", conn.connect()).await.expect("connects");
+    // mcp 2.3.0 speaks the stateless era: detected, with no setting.
+    assert_eq!(client.protocol_era(), Some(ProtocolEra::Stateless));
+    assert_eq!(client.protocol_version(), Some("2026-07-28"));
     assert_eq!(
         client.server_info().map(|s| s.name.as_str()),
         Some("python-interop")

@@ -29,6 +29,11 @@ async fn the_reference_server_over_stdio() {
         Some("mcp-servers/everything")
     );
     assert_eq!(client.protocol_version(), Some("2025-11-25"));
+    // server-everything speaks only the handshake era: the probe says so.
+    assert_eq!(
+        client.protocol_era(),
+        Some(mcp_conn_core::ProtocolEra::Handshake)
+    );
     let node_pids = leaks::my_children();
     assert!(!node_pids.is_empty(), "node runs as our child");
 

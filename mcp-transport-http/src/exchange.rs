@@ -65,6 +65,8 @@ pub(crate) enum Outgoing {
         body: Bytes,
         /// Which session headers it carries.
         stage: Stage,
+        /// The stateless era's headers (empty in the handshake era).
+        extra: Vec<(HeaderName, HeaderValue)>,
     },
     /// GET an event stream (the GET stream, a resumption, the legacy
     /// stream).
@@ -259,12 +261,15 @@ impl Shared {
                 headers.insert(AUTHORIZATION, token);
             }
             let stage = match out {
-                Outgoing::Post { body: _, stage } => *stage,
+                Outgoing::Post { stage, .. } => *stage,
                 Outgoing::Get { .. } | Outgoing::Delete => Stage::Established,
             };
             self.session.apply(headers, stage);
             match out {
-                Outgoing::Post { .. } => {
+                Outgoing::Post { extra, .. } => {
+                    for (name, value) in extra {
+                        headers.insert(name.clone(), value.clone());
+                    }
                     headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_BOTH));
                     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 }
@@ -353,9 +358,19 @@ impl Shared {
             }
             _ => Stage::Established,
         };
+        // A stateless request: its headers, and no session machinery.
+        let stateless = match msg {
+            Message::Request(r) => crate::stateless::version_of(r).map(|v| {
+                self.tools.note_request(r);
+                self.tools.headers(r, v)
+            }),
+            _ => None,
+        };
+        let is_stateless = stateless.is_some();
         let post = Outgoing::Post {
             body: Bytes::from(msg.to_vec()),
             stage,
+            extra: stateless.unwrap_or_default(),
         };
         let mut renewed = false;
         loop {
@@ -379,6 +394,9 @@ impl Shared {
             let status = resp.status();
             let legacy = self.session.is_legacy();
             let initialize = matches!(kind, Kind::Initialize(_));
+            if is_stateless {
+                return self.settle(resp, &kind, true).await;
+            }
             if status == StatusCode::NOT_FOUND
                 && sent_session.is_some()
                 && !renewed
@@ -405,7 +423,7 @@ impl Shared {
                 self.open_legacy().await?;
                 return Box::pin(self.deliver(msg)).await;
             }
-            return self.settle(resp, &kind).await;
+            return self.settle(resp, &kind, false).await;
         }
     }
 
@@ -414,10 +432,11 @@ impl Shared {
         self: &Arc<Self>,
         resp: Response<Incoming>,
         kind: &Kind,
+        stateless: bool,
     ) -> Result<(), Failure> {
         let status = resp.status();
         if !status.is_success() {
-            return self.refusal(resp, kind).await;
+            return self.refusal(resp, kind, stateless).await;
         }
         if matches!(kind, Kind::Initialize(_)) {
             self.session.set_id(resp.headers().get(SESSION_HEADER));
@@ -429,7 +448,9 @@ impl Shared {
         match (content, kind.request_id()) {
             (Content::EventStream, _) => {
                 let id = kind.request_id().cloned();
-                return self.read_reply_stream(resp.into_body(), id, kind).await;
+                return self
+                    .read_reply_stream(resp.into_body(), id, kind, stateless)
+                    .await;
             }
             (Content::Json, _) => {
                 let body = read_body(resp.into_body(), self.settings.max_message_size)
@@ -465,7 +486,16 @@ impl Shared {
     /// the request alone, unless the server sent a JSON-RPC answer, which is
     /// passed on. On `initialize` and on notifications everything ends the
     /// link (there is no request to fail alone).
-    async fn refusal(&self, resp: Response<Incoming>, kind: &Kind) -> Result<(), Failure> {
+    ///
+    /// A stateless request's refusal that carries a JSON-RPC error with a
+    /// null id (many servers answer a request they cannot read so) is that
+    /// request's error.
+    async fn refusal(
+        &self,
+        resp: Response<Incoming>,
+        kind: &Kind,
+        stateless: bool,
+    ) -> Result<(), Failure> {
         let (status, headers, body) = split(resp).await;
         let error = status_error(status, &headers, &body);
         match status.as_u16() {
@@ -473,7 +503,14 @@ impl Shared {
             429 | 503 => Err(kind.failure(error)),
             500..=599 => Err(Failure::Link(error)),
             _ => {
-                if let Ok(msgs) = messages(&body) {
+                if let Ok(mut msgs) = messages(&body) {
+                    if let (true, Some(id), [Message::Response(r)]) =
+                        (stateless, kind.request_id(), msgs.as_mut_slice())
+                    {
+                        if r.id.is_none() {
+                            r.id = Some(id.clone());
+                        }
+                    }
                     let answers = msgs.iter().any(|m| {
                         matches!((m, kind.request_id()), (Message::Response(r), Some(id)) if r.id.as_ref() == Some(id))
                     });
@@ -499,6 +536,7 @@ impl Shared {
         body: Incoming,
         id: Option<RequestId>,
         kind: &Kind,
+        stateless: bool,
     ) -> Result<(), Failure> {
         let mut stream = EventStream::new(
             body,
@@ -530,6 +568,11 @@ impl Shared {
             };
             if let Some(id) = &id {
                 tracing::debug!(%id, error = %cause, resumable = stream.resumable(), "a reply stream ended before its response");
+            }
+            if stateless {
+                // No resumption in the stateless era: the request is lost,
+                // and the engine decides whether it may be sent again.
+                return Err(kind.failure(cause));
             }
             stream
                 .resume(kind.failure(cause), |last| self.reopen(last, kind))

@@ -13,6 +13,7 @@ mod legacy;
 mod link;
 mod session;
 mod sse;
+mod stateless;
 mod stream;
 
 pub use auth::{AuthChallenge, TokenProvider};

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -59,6 +60,11 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
     permits: Arc<Semaphore>,
+    /// The tools' `Mcp-Param-*` headers (stateless era).
+    pub(crate) tools: crate::stateless::ToolHeaders,
+    /// Whether the link speaks the stateless era (its last request carried
+    /// the stateless `_meta`): then no notification is POSTed.
+    stateless: AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +135,8 @@ pub(crate) async fn open(settings: Arc<Settings>) -> Result<Link, TransportError
         incoming: tx,
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        tools: crate::stateless::ToolHeaders::default(),
+        stateless: AtomicBool::new(false),
     });
     if shared.settings.mode == HttpMode::LegacySse {
         shared.open_legacy().await?;
@@ -146,6 +154,7 @@ impl Shared {
     /// Hands a message to the engine.
     pub(crate) async fn push(&self, msg: Message) {
         self.session.note_initialize_result(&msg);
+        self.tools.note_response(&msg);
         let _ = self
             .incoming
             .send(Item::Inbound(Inbound::Message(msg)))
@@ -351,6 +360,19 @@ impl LinkTx for HttpTx {
             return Err(TransportError::Closed);
         }
         self.cancel_exchange(msg);
+        match msg {
+            Message::Request(r) => {
+                let stateless = crate::stateless::version_of(r).is_some();
+                self.shared.stateless.store(stateless, Ordering::Relaxed);
+            }
+            Message::Notification(n) if self.shared.stateless.load(Ordering::Relaxed) => {
+                // The stateless era sends no notifications over HTTP; a
+                // cancellation closed its request's stream above.
+                tracing::debug!(method = %n.method, "not sent: no notifications in the stateless era");
+                return Ok(());
+            }
+            _ => {}
+        }
         if matches!(msg, Message::Notification(n) if n.method == "notifications/initialized") {
             // `initialized` reaches the server before any later request,
             // and so does the GET stream it opens: deliver it here, holding

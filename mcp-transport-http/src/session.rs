@@ -262,6 +262,7 @@ impl crate::link::Shared {
         let post = Outgoing::Post {
             body: init.to_vec().into(),
             stage: Stage::Initialize,
+            extra: Vec::new(),
         };
         let resp = self.exchange(&url, &post).await?;
         if !resp.status().is_success() {
@@ -288,6 +289,7 @@ impl crate::link::Shared {
         let post = Outgoing::Post {
             body: note.to_vec().into(),
             stage: Stage::Established,
+            extra: Vec::new(),
         };
         let resp = self.exchange(&url, &post).await?;
         if !resp.status().is_success() {

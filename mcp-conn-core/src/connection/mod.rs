@@ -370,9 +370,50 @@ impl Connection {
         status
     }
 
-    /// The server's notifications, across reconnects.
+    /// The server's notifications, across reconnects. Subscribing also
+    /// starts listening for list changes (see
+    /// [`Connection::listen_for_changes`]).
     pub fn notifications(&self) -> broadcast::Receiver<ServerNotification> {
-        self.shared.notifications.subscribe()
+        let rx = self.shared.notifications.subscribe();
+        self.want_listen(None);
+        rx
+    }
+
+    /// Stateless era: opens a `subscriptions/listen` stream for tool, prompt
+    /// and resource list changes (and the resources given to
+    /// [`Connection::listen_to_resource`]), now if connected and after every
+    /// reconnect. What it brings arrives on [`Connection::notifications`] and
+    /// counts in `metrics.tools_list_changed`, as in the handshake era (where
+    /// this is a no-op: those notifications need no request).
+    pub async fn listen_for_changes(&self) {
+        self.want_listen(None);
+    }
+
+    /// Stateless era: adds `uri` to the resources whose
+    /// `notifications/resources/updated` the listen stream asks for, and
+    /// reopens the stream. (In the handshake era use
+    /// [`Client::subscribe_resource`].)
+    pub async fn listen_to_resource(&self, uri: &str) {
+        self.want_listen(Some(uri));
+    }
+
+    fn want_listen(&self, uri: Option<&str>) {
+        let changed = {
+            let mut s = self.shared.state.lock();
+            let had = s.listen.clone();
+            let filter = s.listen.get_or_insert_with(Default::default);
+            if let Some(uri) = uri {
+                filter.resources.insert(uri.to_owned());
+            }
+            had.as_ref() != Some(filter)
+        };
+        if changed {
+            let running = self.commands.lock().clone();
+            if let Some(tx) = running {
+                // A full command queue: the next (re)connect opens it.
+                let _ = tx.try_send(Command::Listen);
+            }
+        }
     }
 
     /// Sends a command to the supervisor (starting it on first use) and waits

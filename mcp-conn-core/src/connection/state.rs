@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use crate::config::{ConnectionConfig, HealthProbe};
 use crate::engine::{
-    Client, EngineConfig, Handshake, InitializeHandshake, RequestOptions, Session,
+    open_era, Client, EngineConfig, EraPlan, ListenFilter, RequestOptions, Session,
 };
+use crate::era::Detected;
 use crate::error::{Error, ErrorSummary};
 use crate::health::HealthHistory;
 use crate::metrics::Counters;
@@ -33,6 +34,11 @@ pub(super) struct State {
     pub(super) last_probe_latency: Option<Duration>,
     pub(super) probe_latency_ewma: Option<Duration>,
     pub(super) monitoring: bool,
+    /// The era the server was found to speak, kept across reconnects so
+    /// that the probe is not repeated; re-probed when it stops working.
+    pub(super) era: Option<Detected>,
+    /// What to listen for (stateless era), once someone asked.
+    pub(super) listen: Option<ListenFilter>,
 }
 
 pub(super) struct Shared {
@@ -140,12 +146,16 @@ impl Shared {
             // On failure the session is dropped, which closes the link. The
             // outer deadline below governs, so the request's own timeout is
             // set past it.
-            let handshake = InitializeHandshake {
+            let remembered = self.state.lock().era.clone();
+            let plan = EraPlan {
                 client_info: &self.config.client_info,
                 capabilities: self.config.handlers.capabilities(),
                 timeout: timeout.saturating_mul(2),
+                probe_timeout: self.config.era_probe_timeout.min(timeout),
+                preference: &self.config.protocol,
+                remembered,
             };
-            handshake.run(&session).await.map_err(|e| match e {
+            let era = open_era(&session, &plan).await.map_err(|e| match e {
                 // A link lost during the handshake is a failed connect, on
                 // every transport.
                 Error::ConnectionLost { connection, reason } => Error::Connect {
@@ -154,6 +164,7 @@ impl Shared {
                 },
                 other => other,
             })?;
+            self.state.lock().era = Some(era);
             Ok(session)
         };
         match tokio::time::timeout(timeout, attempt).await {
@@ -282,6 +293,7 @@ impl Shared {
             server_name: server.as_ref().map(|r| r.server_info.name.clone()),
             server_version: server.as_ref().map(|r| r.server_info.version.clone()),
             protocol_version: server.map(|r| r.protocol_version),
+            protocol_era: s.client.as_ref().and_then(Client::protocol_era),
         }
     }
 }

@@ -53,6 +53,8 @@ pub(super) enum Command {
         failures: u32,
     },
     Monitoring(bool),
+    /// (Re)open the listen stream with the filter in the state.
+    Listen,
 }
 
 enum Phase {
@@ -203,6 +205,12 @@ impl Supervisor {
                 let _ = reply.send(());
             }
             Command::Unhealthy { client, failures } => self.on_unhealthy(&client, failures),
+            Command::Listen => {
+                let filter = self.shared.state.lock().listen.clone();
+                if let (Phase::Connected(session), Some(filter)) = (&mut self.phase, filter) {
+                    session.listen(&filter);
+                }
+            }
             Command::Monitoring(on) => {
                 if on {
                     if self.next_probe.is_none() && self.probe.is_none() {
@@ -331,7 +339,7 @@ impl Supervisor {
     /// (owned by `closing`), so a reconnect need not wait for it.
     /// Pending requests fail with `error` right now (a link already lost
     /// keeps its own reason).
-    fn retire(&mut self, session: Session, error: Error) {
+    fn retire(&mut self, mut session: Session, error: Error) {
         self.shared.on_session_end();
         session.begin_shutdown(error.clone());
         self.closing.spawn(session.shutdown(error));
@@ -359,7 +367,11 @@ impl Supervisor {
             }
         );
         match outcome {
-            Ok(session) => {
+            Ok(mut session) => {
+                // Listening goes on after a reconnect (stateless era).
+                if let Some(filter) = self.shared.state.lock().listen.clone() {
+                    session.listen(&filter);
+                }
                 let client = session.client.clone();
                 if reconnect {
                     Counters::bump(&self.shared.counters.reconnects);

@@ -54,6 +54,15 @@ impl Client {
         self.server().map(|s| s.protocol_version.as_str())
     }
 
+    /// The protocol era this session speaks (`None` before its handshake).
+    pub fn protocol_era(&self) -> Option<crate::ProtocolEra> {
+        if self.inner.stateless.get().is_some() {
+            Some(crate::ProtocolEra::Stateless)
+        } else {
+            self.server().map(|_| crate::ProtocolEra::Handshake)
+        }
+    }
+
     /// The server's capabilities.
     pub fn server_capabilities(&self) -> Option<&ServerCapabilities> {
         self.server().map(|s| &s.capabilities)
@@ -99,7 +108,11 @@ impl Client {
         opts: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         let counters = &self.inner.counters;
-        let outcome = self.send_request(method, params, opts).await;
+        let outcome = if self.is_stateless() {
+            self.send_with_rounds(method, params, opts).await
+        } else {
+            self.send_request(method, params, opts).await
+        };
         match &outcome {
             Ok(_) => Counters::bump(&counters.requests_ok),
             Err(e) if e.is_timeout() => Counters::bump(&counters.requests_timed_out),
@@ -108,11 +121,26 @@ impl Client {
         outcome
     }
 
+    /// The one place every request is built and sent: the id, the progress
+    /// token, and (stateless era) the `_meta` of every request.
     pub(super) async fn send_request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        opts: &RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        self.send_request_as(method, params, opts, self.inner.stateless.get())
+            .await
+    }
+
+    /// [`Client::send_request`] with the stateless `_meta` given (the era
+    /// probe sends it before the session knows its era).
+    pub(super) async fn send_request_as(
         &self,
         method: &str,
         mut params: Option<Value>,
         opts: &RequestOptions,
+        stateless: Option<&super::stateless::StatelessMeta>,
     ) -> Result<Box<RawValue>, Error> {
         let inner = &*self.inner;
         let n = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -124,6 +152,9 @@ impl Client {
                 seen: Notify::new(),
             })
         });
+        if let Some(meta) = stateless {
+            meta.apply(&mut params, opts);
+        }
         let (tx, mut rx) = oneshot::channel();
         {
             let mut p = inner.pending();
@@ -251,15 +282,21 @@ impl Client {
             .unwrap_or_else(|| NONE.get_or_init(ServerCapabilities::default))
     }
 
-    /// Sends `ping`. A server that answers `-32601` is alive too; that is
-    /// reported as `Ok`.
+    /// Sends `ping` (handshake era) or `server/discover` (stateless era,
+    /// which has no `ping`). A server that answers `-32601` is alive too;
+    /// that is reported as `Ok`.
     pub async fn ping(&self) -> Result<(), Error> {
         self.ping_with(&RequestOptions::default()).await
     }
 
     /// `ping` with options (e.g. a health-check timeout).
     pub async fn ping_with(&self, opts: &RequestOptions) -> Result<(), Error> {
-        match self.request_raw("ping", None, opts).await {
+        let method = if self.is_stateless() {
+            "server/discover"
+        } else {
+            "ping"
+        };
+        match self.request_raw(method, None, opts).await {
             Ok(_) => Ok(()),
             Err(Error::Rpc { error, .. })
                 if error.code == crate::jsonrpc::codes::METHOD_NOT_FOUND =>
@@ -305,8 +342,21 @@ impl Client {
     /// Lists every tool, following pagination to the end.
     pub async fn list_tools(&self) -> Result<Vec<Tool>, Error> {
         self.require("tools/list", "tools", self.caps().tools.is_some())?;
-        self.list_all("tools/list", |p: ListToolsResult| (p.tools, p.next_cursor))
-            .await
+        let mut tools = self
+            .list_all("tools/list", |p: ListToolsResult| (p.tools, p.next_cursor))
+            .await?;
+        if self.is_stateless() {
+            // A tool whose `x-mcp-header` annotations are invalid must not be
+            // used (its headers cannot be built).
+            tools.retain(|tool| match crate::era::tool_param_headers(&tool.input_schema) {
+                Ok(_) => true,
+                Err(why) => {
+                    tracing::warn!(connection = %self.inner.name, tool = %tool.name, %why, "dropped a tool with invalid x-mcp-header annotations");
+                    false
+                }
+            });
+        }
+        Ok(tools)
     }
 
     /// Calls a tool. `arguments` must be a JSON object, or `Null` for none;
@@ -341,8 +391,20 @@ impl Client {
         if !arguments.is_null() {
             params.insert("arguments".into(), arguments);
         }
-        self.request("tools/call", Some(Value::Object(params)), opts)
-            .await
+        let params = Value::Object(params);
+        match self.request("tools/call", Some(params.clone()), opts).await {
+            // Stateless era: the server says a header does not match (our
+            // idea of the tool's `x-mcp-header`s is stale): list the tools
+            // again (the transport learns their schemas) and retry once.
+            Err(Error::Rpc { error, .. })
+                if self.is_stateless() && error.code == crate::era::codes::HEADER_MISMATCH =>
+            {
+                tracing::info!(connection = %self.inner.name, tool = %name, "header mismatch (-32020): listing tools again and retrying once");
+                self.list_tools().await?;
+                self.request("tools/call", Some(params), opts).await
+            }
+            other => other,
+        }
     }
 
     /// Lists every resource, following pagination to the end.

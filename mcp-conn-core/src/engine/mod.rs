@@ -8,12 +8,15 @@
 
 mod client;
 mod handshake;
+mod listen;
 mod options;
 mod pending;
 mod reader;
 mod session;
+mod stateless;
 
 pub use client::Client;
-pub(crate) use handshake::{Handshake, InitializeHandshake};
+pub(crate) use handshake::{open_era, EraPlan};
+pub(crate) use listen::ListenFilter;
 pub use options::{Progress, ProgressCallback, RequestOptions};
 pub(crate) use session::{EngineConfig, LinkLostHook, ReaderExit, Session};

@@ -38,6 +38,10 @@ pub struct RequestOptions {
     /// When set, every progress notification restarts the timeout, but the
     /// request fails at this hard maximum after it was sent.
     pub max_total_timeout: Option<Duration>,
+    /// Stateless era: the log level asked for this request
+    /// (`_meta["io.modelcontextprotocol/logLevel"]`); ignored in the
+    /// handshake era (use [`crate::Client::set_logging_level`]).
+    pub log_level: Option<crate::protocol::LoggingLevel>,
 }
 
 impl fmt::Debug for RequestOptions {
@@ -46,6 +50,7 @@ impl fmt::Debug for RequestOptions {
             .field("timeout", &self.timeout)
             .field("on_progress", &self.on_progress.is_some())
             .field("max_total_timeout", &self.max_total_timeout)
+            .field("log_level", &self.log_level)
             .finish()
     }
 }
@@ -67,6 +72,14 @@ impl RequestOptions {
     #[must_use]
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.on_progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Asks for server log messages at `level` for this request (stateless
+    /// era).
+    #[must_use]
+    pub fn log_level(mut self, level: crate::protocol::LoggingLevel) -> Self {
+        self.log_level = Some(level);
         self
     }
 

@@ -59,6 +59,11 @@ pub(super) struct ClientInner {
     pub(super) notifications: broadcast::Sender<ServerNotification>,
     pub(super) counters: Arc<Counters>,
     pub(super) on_link_lost: Option<LinkLostHook>,
+    /// Set when the session speaks the stateless era: what every request's
+    /// `_meta` carries.
+    pub(super) stateless: OnceLock<super::stateless::StatelessMeta>,
+    /// Answer the input requests of `input_required` results.
+    pub(super) handlers: crate::handler::ClientHandlers,
 }
 
 impl ClientInner {

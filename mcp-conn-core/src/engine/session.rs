@@ -68,6 +68,8 @@ pub(crate) struct Session {
     writer: Option<JoinHandle<()>>,
     stop_writer: CancellationToken,
     stop_reader: CancellationToken,
+    /// The `subscriptions/listen` task (stateless era), if listening.
+    pub(super) listening: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Session {
@@ -94,6 +96,8 @@ impl Session {
             notifications: config.notifications.clone(),
             counters: config.counters.clone(),
             on_link_lost: config.on_link_lost.clone(),
+            stateless: OnceLock::new(),
+            handlers: config.handlers.clone(),
         });
         let stop_writer = CancellationToken::new();
         let stop_reader = CancellationToken::new();
@@ -131,6 +135,7 @@ impl Session {
             writer: Some(writer),
             stop_writer,
             stop_reader,
+            listening: None,
         }
     }
 
@@ -160,7 +165,8 @@ impl Session {
     /// Takes the session out of service at once: from now on every request
     /// fails with `error` (unless the link was already lost), and the writer
     /// starts closing the link. [`Session::shutdown`] then waits for it.
-    pub(crate) fn begin_shutdown(&self, error: Error) {
+    pub(crate) fn begin_shutdown(&mut self, error: Error) {
+        super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
         self.stop_writer.cancel();
     }
@@ -169,6 +175,7 @@ impl Session {
     /// gracefully (the writer runs the transport's close), then waits for
     /// both tasks.
     pub(crate) async fn shutdown(mut self, error: Error) {
+        super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
         self.stop_writer.cancel();
         if let Some(writer) = self.writer.take() {
@@ -185,6 +192,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Not shut down explicitly (e.g. a connect attempt that timed out):
         // the writer still closes the link, then stops the reader.
+        super::listen::stop(&mut self.listening);
         self.stop_writer.cancel();
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 mod auth;
+mod eras;
 mod failures;
 mod legacy;
 mod load;
@@ -14,7 +15,7 @@ mod streams;
 
 use common::within;
 use mcp_conn_core::{Connection, ConnectionStatus, Error, TransportError};
-use mcp_conn_testkit::http_server::{Behavior, TestHttpServer};
+use mcp_conn_testkit::http_server::{Behavior, Recorded, TestHttpServer};
 use mcp_transport_http::HttpTransport;
 use serde_json::json;
 
@@ -32,6 +33,20 @@ fn connection(url: &str) -> Connection {
         HttpTransport::new(url).expect("valid url"),
         common::config(),
     )
+}
+
+/// What the server recorded after the era probe: the probe
+/// (`server/discover`, answered `-32601` by this handshake-era server) must
+/// be the first request, and is left out.
+fn after_probe(srv: &TestHttpServer) -> Vec<Recorded> {
+    let mut reqs = srv.requests();
+    assert_eq!(
+        reqs.first().and_then(Recorded::rpc_method),
+        Some("server/discover"),
+        "the era probe comes first"
+    );
+    reqs.remove(0);
+    reqs
 }
 
 /// Calls the `echo` tool and returns its text.

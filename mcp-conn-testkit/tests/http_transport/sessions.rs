@@ -7,7 +7,7 @@ use mcp_conn_testkit::http_server::Behavior;
 use mcp_transport_http::HttpTransport;
 
 use crate::common::{self, within};
-use crate::{connection, echo, handshake_error, server, transport_error};
+use crate::{after_probe, connection, echo, handshake_error, server, transport_error};
 
 #[tokio::test]
 async fn every_post_is_json_and_accepts_json_and_sse() {
@@ -90,7 +90,7 @@ async fn the_session_id_goes_on_every_later_request_and_only_then() {
     })
     .await;
     within("disconnect", conn.disconnect()).await;
-    let reqs = srv.requests();
+    let reqs = after_probe(&srv);
     assert!(
         reqs[0].header("mcp-session-id").is_none(),
         "initialize carries none"
@@ -139,7 +139,7 @@ async fn the_negotiated_version_goes_on_every_request_after_initialize() {
     let client = within("connect", conn.connect()).await.expect("connects");
     assert_eq!(client.protocol_version(), Some("2025-06-18"));
     echo(&conn, "v").await;
-    let reqs = srv.requests();
+    let reqs = after_probe(&srv);
     assert!(reqs[0].header("mcp-protocol-version").is_none());
     for r in &reqs[1..] {
         assert_eq!(
@@ -238,8 +238,7 @@ async fn initialized_and_the_get_stream_come_before_any_request() {
         let client = within("connect", conn.connect()).await.expect("connects");
         // The very first call after connect must not overtake the handshake.
         within("tools", client.list_tools()).await.expect("tools");
-        let order: Vec<String> = srv
-            .requests()
+        let order: Vec<String> = after_probe(&srv)
             .iter()
             .map(|r| {
                 r.rpc_method()

@@ -1,0 +1,175 @@
+//! The stateless era (2026-07-28) over HTTP: the headers every request
+//! carries (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, and the
+//! `Mcp-Param-*` headers of a tool's `x-mcp-header` arguments), and the tool
+//! schemas they are read from, learnt from `tools/list` results as they pass.
+//!
+//! A request is stateless when its `_meta` carries
+//! `io.modelcontextprotocol/protocolVersion` (the engine adds it to every
+//! request of a stateless session); such a request never carries a session
+//! id, and a link that sent one POSTs no notifications (the stateless era has
+//! none from the client over HTTP: closing a reply stream is the
+//! cancellation).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use http::header::{HeaderName, HeaderValue};
+use mcp_conn_core::era::{header_value, meta, tool_param_headers};
+use mcp_conn_core::jsonrpc::{Message, Request, RequestId};
+use serde_json::Value;
+
+use crate::link::lock;
+
+/// The version a stateless request carries in its `_meta`, if it is one.
+pub(crate) fn version_of(req: &Request) -> Option<&str> {
+    req.params
+        .as_ref()?
+        .get("_meta")?
+        .get(meta::PROTOCOL_VERSION)?
+        .as_str()
+}
+
+/// What the link knows of the server's tools, for their `Mcp-Param-*`
+/// headers.
+#[derive(Debug, Default)]
+pub(crate) struct ToolHeaders {
+    /// Tool name → (argument, header name).
+    by_tool: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// Stateless `tools/list` requests whose result is awaited.
+    listing: Mutex<HashSet<RequestId>>,
+}
+
+impl ToolHeaders {
+    /// Notes an outgoing `tools/list`, to read its result.
+    pub(crate) fn note_request(&self, req: &Request) {
+        if req.method == "tools/list" {
+            lock(&self.listing).insert(req.id.clone());
+        }
+    }
+
+    /// Reads a `tools/list` result as it passes.
+    pub(crate) fn note_response(&self, msg: &Message) {
+        let Message::Response(r) = msg else { return };
+        let Some(id) = &r.id else { return };
+        if !lock(&self.listing).remove(id) {
+            return;
+        }
+        let Ok(result) = r.clone().into_value() else {
+            return;
+        };
+        let Some(tools) = result.get("tools").and_then(Value::as_array) else {
+            return;
+        };
+        let mut by_tool = lock(&self.by_tool);
+        for tool in tools {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let schema = tool.get("inputSchema").cloned().unwrap_or(Value::Null);
+            match tool_param_headers(&schema) {
+                Ok(headers) => {
+                    by_tool.insert(name.to_owned(), headers);
+                }
+                Err(_) => {
+                    by_tool.remove(name);
+                }
+            }
+        }
+    }
+
+    /// The headers of a stateless request.
+    pub(crate) fn headers(&self, req: &Request, version: &str) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::new();
+        let mut add = |name: HeaderName, value: &str| match HeaderValue::from_str(value) {
+            Ok(v) => out.push((name, v)),
+            Err(_) => {
+                tracing::warn!(header = %name, "a header value cannot be sent; header left out")
+            }
+        };
+        add(HeaderName::from_static("mcp-protocol-version"), version);
+        add(HeaderName::from_static("mcp-method"), &req.method);
+        let params = req.params.as_ref();
+        let name = match req.method.as_str() {
+            "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
+            "resources/read" => params.and_then(|p| p.get("uri")),
+            _ => None,
+        };
+        if let Some(value) = name.and_then(header_value) {
+            add(HeaderName::from_static("mcp-name"), &value);
+        }
+        if req.method == "tools/call" {
+            let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+            let args = params.and_then(|p| p.get("arguments"));
+            let designated = tool.and_then(|t| lock(&self.by_tool).get(t).cloned());
+            for (arg, header) in designated.unwrap_or_default() {
+                let Some(value) = args.and_then(|a| a.get(&arg)).and_then(header_value) else {
+                    continue; // null or absent: no header
+                };
+                match HeaderName::try_from(format!("mcp-param-{header}")) {
+                    Ok(name) => add(name, &value),
+                    Err(_) => tracing::warn!(%header, "not a valid header name; header left out"),
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_conn_core::jsonrpc::Response;
+    use serde_json::json;
+
+    fn request(id: i64, method: &str, params: Value) -> Request {
+        match Message::request(id, method, Some(params)) {
+            Message::Request(r) => r,
+            _ => unreachable!(),
+        }
+    }
+
+    fn header<'a>(h: &'a [(HeaderName, HeaderValue)], name: &str) -> Option<&'a str> {
+        h.iter()
+            .find(|(n, _)| n.as_str() == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
+    #[test]
+    fn tool_calls_carry_method_name_and_designated_params() {
+        let tools = ToolHeaders::default();
+        tools.note_request(&request(1, "tools/list", json!({})));
+        let list = json!({"tools": [
+            {"name": "t", "inputSchema": {"type": "object", "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"},
+                "n": {"type": "integer", "x-mcp-header": "N"},
+                "flag": {"type": "boolean", "x-mcp-header": "Flag"},
+                "free": {"type": "string"}}}},
+        ]});
+        let resp =
+            Message::Response(Response::result(RequestId::Int(1), &list).expect("serialises"));
+        tools.note_response(&resp);
+        let call = request(
+            2,
+            "tools/call",
+            json!({"name": "t", "arguments": {"region": " x ", "n": 42, "flag": null, "free": "no"}}),
+        );
+        let h = tools.headers(&call, "2026-07-28");
+        assert_eq!(header(&h, "mcp-protocol-version"), Some("2026-07-28"));
+        assert_eq!(header(&h, "mcp-method"), Some("tools/call"));
+        assert_eq!(header(&h, "mcp-name"), Some("t"));
+        assert_eq!(header(&h, "mcp-param-region"), Some("=?base64?IHgg?="));
+        assert_eq!(header(&h, "mcp-param-n"), Some("42"));
+        assert_eq!(header(&h, "mcp-param-flag"), None, "null: no header");
+        assert_eq!(header(&h, "mcp-param-free"), None, "not designated");
+    }
+
+    #[test]
+    fn resources_read_names_its_uri() {
+        let tools = ToolHeaders::default();
+        let read = request(3, "resources/read", json!({"uri": "file:///a%20b.txt"}));
+        let h = tools.headers(&read, "2026-07-28");
+        assert_eq!(header(&h, "mcp-name"), Some("file:///a%20b.txt"));
+        let list = request(4, "tools/list", json!({}));
+        assert_eq!(header(&tools.headers(&list, "v"), "mcp-name"), None);
+    }
+}
