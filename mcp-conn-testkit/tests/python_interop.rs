@@ -93,7 +93,24 @@ async fn the_python_sdk_server_over_stdio_and_a_restart() {
         .build()
         .expect("valid settings");
     let conn = Connection::with_config("py-stdio", transport, fast_reconnects());
+    // A listen stream is open the whole time (stateless era), across the
+    // restart; the server acknowledges it on the notification channel.
+    let mut notes = conn.notifications();
     exercise(&conn).await;
+    within("the listen stream acknowledged", async {
+        loop {
+            match notes.recv().await {
+                Ok(mcp_conn_core::ServerNotification::Other(n))
+                    if n.method == "notifications/subscriptions/acknowledged" =>
+                {
+                    break
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
     let (first, _) = pids.pids().await;
     kill9(first);
     // The Connection notices the exit and starts a new process by itself.
@@ -145,6 +162,7 @@ async fn the_python_sdk_server_over_streamable_http_and_a_restart() {
     let mut server = start_http(&python, &script, port).await;
     let transport = HttpTransport::new(&format!("http://127.0.0.1:{port}/mcp")).expect("url");
     let conn = Connection::with_config("py-http", transport, fast_reconnects());
+    conn.listen_for_changes().await;
     exercise(&conn).await;
     conn.start_monitoring().await;
 

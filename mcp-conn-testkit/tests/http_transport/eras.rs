@@ -178,3 +178,26 @@ async fn unsupported_version_is_retried_never_a_fallback() {
         "never a fallback"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_stateless_request_closes_its_stream_and_posts_nothing() {
+    let srv = server(stateless()).await;
+    let conn = connection(&srv.url());
+    let client = within("connect", conn.connect()).await.expect("connects");
+    let opts = mcp_conn_core::RequestOptions::new().timeout(std::time::Duration::from_millis(100));
+    let err = within(
+        "times out",
+        client.call_tool_with("sleep", json!({"ms": 2000}), &opts),
+    )
+    .await
+    .expect_err("timed out");
+    assert!(err.is_timeout(), "{err}");
+    // The session goes on, and no notification was POSTed.
+    assert_eq!(echo(&conn, "after").await, "after");
+    assert!(
+        srv.requests()
+            .iter()
+            .all(|r| r.rpc_method() != Some("notifications/cancelled")),
+        "the stateless era sends no notifications over HTTP"
+    );
+}
