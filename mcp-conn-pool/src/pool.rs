@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, ToolCatalog};
-use crate::config::{parse_config, ServerConfig};
-use crate::error::{Error, PoolConfigError};
+use crate::config::{parse_config, read_config_file, ServerConfig};
+use crate::error::Error;
 use crate::event::{PoolEvent, PoolHealth};
 use crate::monitor::{self, MonitorCmd};
 use crate::settings::PoolConfig;
@@ -412,20 +412,27 @@ impl ConnectionPool {
     /// [`ConnectionPool::from_config_str`] with pool settings.
     pub fn from_config_str_with(json: &str, config: PoolConfig) -> Result<Self, Error> {
         let servers = parse_config(json, &config.default_connection, |v| std::env::var(v).ok())?;
+        Self::from_servers(servers, config)
+    }
+
+    /// Reads the `mcpServers` document at `path`: relative `envFile` paths
+    /// are taken from its folder, and `${workspaceFolder}` is known for a
+    /// file in a project's `.vscode/` or `.cursor/` folder
+    /// ([`crate::ConfigContext::for_file`]).
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let config = PoolConfig::default();
+        let servers = read_config_file(path.as_ref(), &config.default_connection, |v| {
+            std::env::var(v).ok()
+        })?;
+        Self::from_servers(servers, config)
+    }
+
+    fn from_servers(servers: Vec<ServerConfig>, config: PoolConfig) -> Result<Self, Error> {
         let pool = ConnectionPool::with_config(config);
         for server in servers.into_iter().filter(|s| !s.disabled) {
             pool.insert_server(server)?;
         }
         Ok(pool)
-    }
-
-    /// Reads the `mcpServers` document at `path`.
-    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
-        })?;
-        Self::from_config_str(&text)
     }
 
     /// Adds a server described by a config entry (as
