@@ -28,7 +28,7 @@ async fn connect(
     preference: ProtocolPreference,
 ) -> Result<(Connection, Duration), Box<dyn std::error::Error>> {
     let (python, script) = server().ok_or("run scripts/install-test-servers.sh first")?;
-    let transport = StdioTransport::new(&python, [script.as_os_str(), "stdio".as_ref()]);
+    let transport = StdioTransport::new(&python, [script.as_os_str(), "stdio".as_ref()])?;
     let config = ConnectionConfig {
         protocol: preference,
         ..Default::default()

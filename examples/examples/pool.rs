@@ -3,7 +3,10 @@
 //! `cargo run -p examples --example pool [config.json]`
 //!
 //! Without a config file it uses a built-in one whose servers are this very
-//! program, started again as the bundled demo MCP server.
+//! program, started again as the bundled demo MCP server, and runs every
+//! step: connect, catalog, calls, a crash and its reconnect. With your own
+//! config it runs only the steps that make sense for any servers: connect,
+//! catalog, a health probe of each, the final state.
 
 use std::time::Duration;
 
@@ -48,17 +51,29 @@ fn table(pool: &ConnectionPool) {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     serve_if_demo_server();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, never a Debug dump.
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
-    let pool = match std::env::args().nth(1) {
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let own_config = std::env::args().nth(1);
+    let demo = own_config.is_none();
+    let pool = match own_config {
         Some(path) => {
             println!("Loading {path}");
-            ConnectionPool::from_config_file(&path)?
+            ConnectionPool::from_config_file(&path).map_err(|e| format!("{path}: {e}"))?
         }
         None => {
             // The built-in config runs this program as its servers.
@@ -93,6 +108,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (server, e) in &catalog.failed {
         println!("  ({server}: {e})");
+    }
+
+    if !demo {
+        println!("\n3. A health probe of each connected server");
+        for name in pool.names() {
+            let Some(conn) = pool.get(&name) else {
+                continue;
+            };
+            if !conn.is_connected() {
+                continue;
+            }
+            let report = conn.health_check().await;
+            match (report.ok, report.latency) {
+                (true, Some(latency)) => {
+                    println!("  {name:<8} ok in {:.1} ms", latency.as_secs_f64() * 1000.0)
+                }
+                _ => println!("  {name:<8} failed: {}", report.error.unwrap_or_default()),
+            }
+        }
+        println!("\n4. Final state");
+        table(&pool);
+        pool.shutdown().await;
+        println!("\nShut down: every server process was stopped and reaped.");
+        return Ok(());
     }
 
     println!("\n3. Calls through the catalog");

@@ -1,4 +1,5 @@
-//! The health score: the Python original's weighted average of recent probe outcomes.
+//! The health score: the Python original's weighted average of recent
+//! outcomes (probes, connects, requests lost in transport).
 
 use std::collections::VecDeque;
 
@@ -6,6 +7,9 @@ use std::collections::VecDeque;
 pub const HEALTH_WINDOW: usize = 10;
 
 /// The Python original's health score over `outcomes` (oldest first, `true` = success):
+/// the formula alone. What a connection feeds it, and the states that
+/// override it, are on [`crate::Connection::health_score`].
+///
 /// outcome `i` of `n` weighs `0.5^(n-1-i)`, so the newest weighs 1 and each
 /// older one half as much; the score is the weighted share of successes.
 /// Only the last [`HEALTH_WINDOW`] outcomes count. No outcomes: 1.0.
@@ -42,12 +46,20 @@ pub(crate) struct HealthHistory {
 }
 
 impl HealthHistory {
+    /// A health probe's outcome: into the score and the failure streak.
     pub(crate) fn record(&mut self, ok: bool) {
+        self.record_outcome(ok);
+        self.consecutive_failures = if ok { 0 } else { self.consecutive_failures + 1 };
+    }
+
+    /// Another outcome (a connect attempt, a request lost in transport):
+    /// into the score only. The streak, which decides when a live session
+    /// is replaced, counts health probes in a row.
+    pub(crate) fn record_outcome(&mut self, ok: bool) {
         if self.outcomes.len() == HEALTH_WINDOW {
             self.outcomes.pop_front();
         }
         self.outcomes.push_back(ok);
-        self.consecutive_failures = if ok { 0 } else { self.consecutive_failures + 1 };
     }
 
     pub(crate) fn score(&self) -> f64 {
@@ -108,6 +120,24 @@ mod tests {
         assert!(h.score() < 0.2, "recent failures dominate: {}", h.score());
         h.record(true);
         assert_eq!(h.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn other_outcomes_move_the_score_but_not_the_streak() {
+        let mut h = HealthHistory::default();
+        h.record_outcome(false);
+        h.record_outcome(false);
+        assert_eq!(h.consecutive_failures(), 0);
+        assert_eq!(h.score(), 0.0);
+        h.record(false);
+        assert_eq!(h.consecutive_failures(), 1);
+        h.record_outcome(true);
+        assert_eq!(
+            h.consecutive_failures(),
+            1,
+            "a connect does not end a probe streak"
+        );
+        assert_eq!(h.score(), health_score([false, false, false, true]));
     }
 
     #[test]

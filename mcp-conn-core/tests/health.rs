@@ -37,7 +37,9 @@ async fn probes_feed_the_seed_score_and_k_failures_reconnect() {
             .contains("timed out"),
         "{first:?}"
     );
-    assert_eq!(first.connection.health_score, 0.0);
+    // The connect (a success), then the probe (a failure, counted once
+    // although it was a request timeout too).
+    assert_eq!(first.connection.health_score, health_score([true, false]));
     assert!(!conn.is_healthy(0.7));
     assert_eq!(
         transport.connect_count(),
@@ -85,12 +87,15 @@ async fn the_score_follows_mixed_outcomes() {
         })
         .await;
         assert_eq!(report.ok, *ok);
-        assert_eq!(
-            report.connection.health_score,
-            health_score(script[..=i].iter().copied())
-        );
+        // The connect is the first outcome; RPC errors of a live server
+        // answering a probe count as failed probes.
+        let expected = std::iter::once(true).chain(script[..=i].iter().copied());
+        assert_eq!(report.connection.health_score, health_score(expected));
     }
-    assert_eq!(conn.health_score(), health_score(script));
+    assert_eq!(
+        conn.health_score(),
+        health_score(std::iter::once(true).chain(script))
+    );
     assert_eq!(
         conn.status(),
         ConnectionStatus::Connected,
@@ -222,4 +227,85 @@ async fn the_list_tools_probe_is_a_strategy() {
     .await;
     assert!(report.ok);
     assert!(report.latency.is_some());
+}
+
+/// The rule on `Connection::health_score`: never connected or in `Error` is
+/// 0.0; connects, lost links and request timeouts count; tool errors do not.
+#[tokio::test(start_paused = true)]
+async fn health_is_honest_about_connects_lost_links_and_timeouts() {
+    use mcp_conn_core::testing::ConnectOutcome;
+    use mcp_conn_core::TransportError;
+
+    // Never connected: 0.0, not a perfect score.
+    let idle = Connection::new("idle", MockTransport::serving(FakeServer::default()));
+    assert_eq!(idle.health_score(), 0.0);
+    assert!(!idle.is_healthy(0.7));
+
+    // A connect that fails, with no retry: Error, 0.0. (This server never
+    // answers a ping, for the timeout below.)
+    let transport = MockTransport::serving(FakeServer {
+        ping: PingMode::Ignore,
+        ..Default::default()
+    });
+    transport.script_connects([
+        ConnectOutcome::Refuse(TransportError::NotFound {
+            program: "npx".into(),
+        }),
+        ConnectOutcome::Accept,
+    ]);
+    let conn = Connection::with_config(
+        "flaky",
+        transport.clone(),
+        ConnectionConfig {
+            max_consecutive_health_failures: 0,
+            request_timeout: Duration::from_secs(1),
+            ..config()
+        },
+    );
+    assert!(conn.connect().await.is_err());
+    assert_eq!(conn.status(), ConnectionStatus::Error);
+    assert_eq!(conn.health_score(), 0.0);
+    assert_eq!(conn.info().health_score, 0.0);
+
+    // Connected after a failed attempt: the failure still weighs.
+    let client = conn.connect().await.expect("the second attempt connects");
+    assert_eq!(conn.health_score(), health_score([false, true]));
+    assert!(!conn.is_healthy(0.7), "one success after a failure is 2/3");
+
+    // A tool error from a live server is not a health outcome, nor is a
+    // call that works.
+    let before = conn.health_score();
+    let unknown = client.call_tool("no-such-tool", json!({})).await;
+    assert!(unknown.is_err(), "{unknown:?}");
+    client
+        .call_tool("echo", json!({"text": "hi"}))
+        .await
+        .expect("echo works");
+    assert_eq!(conn.health_score(), before);
+
+    // A request that times out is a failure.
+    let slow = client
+        .ping_with(&mcp_conn_core::RequestOptions::new().timeout(Duration::from_millis(100)))
+        .await;
+    assert!(slow.is_err_and(|e| e.is_timeout()));
+    assert_eq!(conn.info().metrics.requests_timed_out, 1);
+    assert_eq!(conn.health_score(), health_score([false, true, false]));
+    assert_eq!(
+        conn.info().health_score,
+        health_score([false, true, false]),
+        "counted once, however often it is read"
+    );
+}
+
+/// A lost link is a failure in the score, and the reconnect a success.
+#[tokio::test(start_paused = true)]
+async fn a_lost_link_and_its_reconnect_feed_the_score() {
+    let transport = MockTransport::serving(FakeServer::default());
+    let conn = Connection::with_config("lossy", transport.clone(), config());
+    conn.connect().await.expect("connects");
+    assert_eq!(conn.health_score(), 1.0, "connected, nothing else yet");
+    transport.kill_links();
+    common::within("reconnect", transport.wait_for_connects(2)).await;
+    common::wait_status(&conn, ConnectionStatus::Connected).await;
+    assert_eq!(conn.health_score(), health_score([true, false, true]));
 }

@@ -21,8 +21,18 @@
 //! - In any string, `${VAR}` and `${env:VAR}` are replaced by the
 //!   environment variable (an error when it is not set), `${VAR:-default}`
 //!   by the variable or, when it is unset or empty, `default`; `$${` is a
-//!   literal `${`. VS Code's `${input:…}` and `${workspaceFolder}` are
-//!   refused with an error that says so.
+//!   literal `${`. VS Code's `${input:…}` (a prompt) is refused with an
+//!   error that says so.
+//! - `envFile` (VS Code, Cursor) names a file of `KEY=VALUE` lines
+//!   (blank lines and `#` comments skipped, `export ` and matching quotes
+//!   removed) whose variables are set for a stdio server; `env` wins over
+//!   it. A relative path is taken from the config file's folder
+//!   ([`ConfigContext::base_dir`]).
+//! - `${workspaceFolder}` (and `${workspaceFolderBasename}`) is resolved
+//!   where its meaning is certain: for a file in a project's `.vscode/` or
+//!   `.cursor/` folder it is that project's folder
+//!   ([`ConfigContext::for_file`]); elsewhere it is refused with an error
+//!   that says so. `${userHome}` is `$HOME`, `${pathSeparator}` is `/`.
 //! - `connection` overrides [`ConnectionConfig`] fields (durations in
 //!   seconds: finite, not negative, at most [`MAX_DURATION`]);
 //!   `max_restarts` with `restart_window` (seconds, default 600) set the
@@ -37,6 +47,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mcp_conn_core::{ConnectionConfig, MAX_DURATION};
@@ -135,11 +146,72 @@ impl ServerConfig {
     }
 }
 
-/// Reads an `mcpServers` document, expanding `${VAR}` with `lookup`.
+/// Where a config document came from, for what depends on it: relative
+/// `envFile` paths and `${workspaceFolder}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigContext {
+    /// The folder relative `envFile` paths are taken from (the config
+    /// file's folder). `None`: a relative `envFile` is an error.
+    pub base_dir: Option<PathBuf>,
+    /// What `${workspaceFolder}` means. `None`: it is an error.
+    pub workspace_folder: Option<PathBuf>,
+}
+
+impl ConfigContext {
+    /// The context of the config file at `path`: its folder, and when that
+    /// folder is a project's `.vscode/` or `.cursor/` (not the one in the
+    /// home directory, which belongs to no project), the project's folder
+    /// as `${workspaceFolder}`.
+    pub fn for_file(path: &Path) -> Self {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base_dir = path.parent().map(Path::to_path_buf);
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let workspace_folder = base_dir.as_deref().and_then(|dir| {
+            let named = dir
+                .file_name()
+                .is_some_and(|n| n == ".vscode" || n == ".cursor");
+            let project = dir.parent()?;
+            (named && home.as_deref() != Some(project)).then(|| project.to_path_buf())
+        });
+        ConfigContext {
+            base_dir,
+            workspace_folder,
+        }
+    }
+}
+
+/// Reads the `mcpServers` document at `path` ([`parse_config_with`] with
+/// [`ConfigContext::for_file`]).
+pub fn read_config_file(
+    path: &Path,
+    defaults: &ConnectionConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ServerConfig>, PoolConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+    })?;
+    parse_config_with(&text, defaults, lookup, &ConfigContext::for_file(path))
+}
+
+/// Reads an `mcpServers` document, expanding `${VAR}` with `lookup`, with
+/// no [`ConfigContext`] (a relative `envFile` and `${workspaceFolder}` are
+/// errors).
 pub fn parse_config(
     json: &str,
     defaults: &ConnectionConfig,
     lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ServerConfig>, PoolConfigError> {
+    parse_config_with(json, defaults, lookup, &ConfigContext::default())
+}
+
+/// Reads an `mcpServers` document, expanding `${VAR}` with `lookup`, in
+/// `context`.
+pub fn parse_config_with(
+    json: &str,
+    defaults: &ConnectionConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+    context: &ConfigContext,
 ) -> Result<Vec<ServerConfig>, PoolConfigError> {
     let root: Value = serde_json::from_str(json)
         .map_err(|e| PoolConfigError::new("config", format!("not valid JSON: {e}")))?;
@@ -166,7 +238,10 @@ pub fn parse_config(
             };
             PoolConfigError::new(path, shape_message(&e.into_inner().to_string()))
         })?;
-    let expand = Expander { lookup: &lookup };
+    let expand = Expander {
+        lookup: &lookup,
+        context,
+    };
     servers
         .into_iter()
         .map(|(name, raw)| raw.resolve(&format!("{key}.{name}"), name, defaults, &expand))
@@ -196,6 +271,7 @@ struct RawServer {
     command: Option<String>,
     args: Option<Vec<String>>,
     env: Option<BTreeMap<String, String>>,
+    env_file: Option<String>,
     cwd: Option<String>,
     url: Option<String>,
     server_url: Option<String>,
@@ -399,13 +475,21 @@ impl RawServer {
                     .enumerate()
                     .map(|(i, a)| expand.expand(a, &format!("{path}.args[{i}]")))
                     .collect::<Result<Vec<_>, _>>()?;
+                let mut env = match opt(self.env_file, "envFile")? {
+                    Some(file) => read_env_file(&file, &format!("{path}.envFile"), expand.context)?,
+                    None => Vec::new(),
+                };
+                for (k, v) in map(self.env, "env")? {
+                    env.retain(|(name, _)| *name != k);
+                    env.push((k, v));
+                }
                 ServerTransport::Stdio {
                     command: opt(self.command, "command")?.ok_or_else(|| {
                         PoolConfigError::new(format!("{path}.command"), "missing")
                     })?,
                     args,
                     args_as_written,
-                    env: map(self.env, "env")?,
+                    env,
                     cwd: opt(self.cwd, "cwd")?,
                 }
             }
@@ -438,9 +522,68 @@ impl RawServer {
     }
 }
 
+/// Reads an `envFile`: `KEY=VALUE` lines; blank lines and `#` comments
+/// skipped; `export ` and matching quotes around the value removed.
+fn read_env_file(
+    file: &str,
+    path: &str,
+    context: &ConfigContext,
+) -> Result<Vec<(String, String)>, PoolConfigError> {
+    let file = Path::new(file);
+    let full = match (&context.base_dir, file.is_absolute()) {
+        (_, true) => file.to_path_buf(),
+        (Some(base), false) => base.join(file),
+        (None, false) => {
+            return Err(PoolConfigError::new(
+                path,
+                format!(
+                    "relative path {:?} but no config file folder to take it from",
+                    file.display().to_string()
+                ),
+            ))
+        }
+    };
+    let text = std::fs::read_to_string(&full)
+        .map_err(|e| PoolConfigError::new(path, format!("cannot read {}: {e}", full.display())))?;
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(PoolConfigError::new(
+                path,
+                format!("{} line {}: expected KEY=VALUE", full.display(), i + 1),
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(PoolConfigError::new(
+                path,
+                format!(
+                    "{} line {}: invalid variable name {key:?}",
+                    full.display(),
+                    i + 1
+                ),
+            ));
+        }
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+            .unwrap_or(value);
+        vars.retain(|(k, _)| k != key);
+        vars.push((key.to_owned(), value.to_owned()));
+    }
+    Ok(vars)
+}
+
 /// Expands `${…}` in config strings.
 struct Expander<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    context: &'a ConfigContext,
 }
 
 impl Expander<'_> {
@@ -473,13 +616,31 @@ impl Expander<'_> {
     }
 
     fn variable(&self, spec: &str, path: &str) -> Result<String, PoolConfigError> {
-        if spec.starts_with("input:")
-            || spec == "workspaceFolder"
-            || spec.starts_with("workspaceFolder")
-        {
+        let workspace = self.context.workspace_folder.as_deref();
+        match (spec, workspace) {
+            ("workspaceFolder", Some(w)) => return Ok(w.display().to_string()),
+            ("workspaceFolderBasename", Some(w)) => {
+                return Ok(w
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default())
+            }
+            ("userHome", _) => {
+                return (self.lookup)("HOME")
+                    .ok_or_else(|| PoolConfigError::new(path, "\"${userHome}\": HOME is not set"))
+            }
+            ("pathSeparator", _) => return Ok("/".into()),
+            _ => {}
+        }
+        if spec.starts_with("input:") || spec.starts_with("workspaceFolder") {
+            let why = if spec.starts_with("input:") {
+                "is a value VS Code prompts for"
+            } else {
+                "is only known for a file in a project's .vscode/ or .cursor/ folder"
+            };
             return Err(PoolConfigError::new(
                 path,
-                format!("\"${{{spec}}}\" is a VS Code variable this reader cannot resolve; set an environment variable and write \"${{env:NAME}}\""),
+                format!("\"${{{spec}}}\" is a VS Code variable that {why}; this reader cannot resolve it: set an environment variable and write \"${{env:NAME}}\""),
             ));
         }
         let spec = spec.strip_prefix("env:").unwrap_or(spec);

@@ -11,7 +11,9 @@ mod reload;
 mod settings;
 
 pub use catalog::{Collision, QualifiedTool, ToolCatalog, ToolSetDiff};
-pub use config::{parse_config, ServerConfig, ServerTransport};
+pub use config::{
+    parse_config, parse_config_with, read_config_file, ConfigContext, ServerConfig, ServerTransport,
+};
 pub use error::{Error, PoolConfigError};
 pub use event::{PoolEvent, PoolHealth};
 pub use pool::ConnectionPool;

@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, ToolCatalog};
-use crate::config::{parse_config, ServerConfig};
-use crate::error::{Error, PoolConfigError};
+use crate::config::{parse_config, read_config_file, ServerConfig};
+use crate::error::Error;
 use crate::event::{PoolEvent, PoolHealth};
 use crate::monitor::{self, MonitorCmd};
 use crate::settings::PoolConfig;
@@ -444,20 +444,27 @@ impl ConnectionPool {
     /// [`ConnectionPool::from_config_str`] with pool settings.
     pub fn from_config_str_with(json: &str, config: PoolConfig) -> Result<Self, Error> {
         let servers = parse_config(json, &config.default_connection, |v| std::env::var(v).ok())?;
+        Self::from_servers(servers, config)
+    }
+
+    /// Reads the `mcpServers` document at `path`: relative `envFile` paths
+    /// are taken from its folder, and `${workspaceFolder}` is known for a
+    /// file in a project's `.vscode/` or `.cursor/` folder
+    /// ([`crate::ConfigContext::for_file`]).
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let config = PoolConfig::default();
+        let servers = read_config_file(path.as_ref(), &config.default_connection, |v| {
+            std::env::var(v).ok()
+        })?;
+        Self::from_servers(servers, config)
+    }
+
+    fn from_servers(servers: Vec<ServerConfig>, config: PoolConfig) -> Result<Self, Error> {
         let pool = ConnectionPool::with_config(config);
         for server in servers.into_iter().filter(|s| !s.disabled) {
             pool.insert_server(server)?;
         }
         Ok(pool)
-    }
-
-    /// Reads the `mcpServers` document at `path`.
-    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
-        })?;
-        Self::from_config_str(&text)
     }
 
     /// Adds a server described by a config entry (as
@@ -494,10 +501,24 @@ impl ConnectionPool {
     /// error. Returns what changed, also sent as
     /// [`PoolEvent::ConfigApplied`]. One apply runs at a time.
     pub async fn apply_config_str(&self, json: &str) -> Result<crate::ConfigChanges, Error> {
+        self.apply_config_with(json, &crate::ConfigContext::default())
+            .await
+    }
+
+    /// [`ConnectionPool::apply_config_str`] for a document read from a file
+    /// (`context` resolves `envFile` and `${workspaceFolder}`).
+    pub(crate) async fn apply_config_with(
+        &self,
+        json: &str,
+        context: &crate::ConfigContext,
+    ) -> Result<crate::ConfigChanges, Error> {
         let _one_at_a_time = self.inner.applying.lock().await;
-        let servers = parse_config(json, &self.inner.config.default_connection, |v| {
-            std::env::var(v).ok()
-        })?;
+        let servers = crate::parse_config_with(
+            json,
+            &self.inner.config.default_connection,
+            |v| std::env::var(v).ok(),
+            context,
+        )?;
         let enabled: Vec<ServerConfig> = servers.into_iter().filter(|s| !s.disabled).collect();
         let plan = {
             let current = self.inner.from_config.lock();
@@ -540,9 +561,10 @@ impl ConnectionPool {
     ) -> Result<crate::ConfigChanges, Error> {
         let path = path.as_ref();
         let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-            PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+            crate::PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
         })?;
-        self.apply_config_str(&text).await
+        self.apply_config_with(&text, &crate::ConfigContext::for_file(path))
+            .await
     }
 
     /// Watches the config file at `path` (opt-in): every `every` it is read,

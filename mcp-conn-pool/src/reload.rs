@@ -149,9 +149,10 @@ async fn watch(
         if applied.as_deref() == Some(text.as_str()) {
             continue;
         }
+        let context = crate::ConfigContext::for_file(&path);
         tokio::select! {
             () = cancel.cancelled() => return,
-            outcome = pool.apply_config_str(&text) => {
+            outcome = pool.apply_config_with(&text, &context) => {
                 if let Err(e) = outcome {
                     tracing::warn!(path = %path.display(), error = %e, "config change refused; the servers keep running as they were");
                     let _ = pool.events().send(PoolEvent::ConfigRejected { error: e.to_string() });

@@ -297,10 +297,26 @@ impl Connection {
         self.health_score() >= threshold
     }
 
-    /// The health score: the Python original's weighted average of the last 10 health
-    /// checks, 1.0 before any check.
+    /// The health score, 0.0 to 1.0: the Python original's weighted average
+    /// ([`crate::health_score`]: the newest outcome weighs most, each older
+    /// one half as much) of the last 10 outcomes of this connection, where
+    /// an outcome is
+    /// - a health probe, success or failure;
+    /// - a connect or reconnect attempt, success or failure;
+    /// - a request that failed in the transport: the link was lost under it
+    ///   (one failure per lost link), or it timed out.
+    ///
+    /// A tool error, or any other error the server answers with, is not an
+    /// outcome: the server is alive and answering.
+    ///
+    /// Two states override the average: before the first successful
+    /// connect the score is 0.0 (nothing has shown that the server works),
+    /// and so it is in [`ConnectionStatus::Error`] (attempts used up, or a
+    /// failure that cannot heal). Connected with nothing recorded since the
+    /// connect it is 1.0.
     pub fn health_score(&self) -> f64 {
-        self.shared.state.lock().health.score()
+        let mut s = self.shared.state.lock();
+        self.shared.score(&mut s)
     }
 
     /// Probes the server now (`ping`, or the configured [`HealthProbe`](crate::HealthProbe)) with

@@ -1,6 +1,7 @@
 //! The state a connection's handle and supervisor share: status, counters,
 //! health bookkeeping, and the reports made from them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +15,7 @@ use crate::engine::{
 };
 use crate::era::Detected;
 use crate::error::{Error, ErrorSummary};
-use crate::health::HealthHistory;
+use crate::health::{HealthHistory, HEALTH_WINDOW};
 use crate::metrics::Counters;
 use crate::notification::ServerNotification;
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
@@ -39,6 +40,8 @@ pub(super) struct State {
     pub(super) era: Option<Detected>,
     /// What to listen for (stateless era), once someone asked.
     pub(super) listen: Option<ListenFilter>,
+    /// Request timeouts already fed to the health score.
+    pub(super) timeouts_seen: u64,
 }
 
 pub(super) struct Shared {
@@ -177,9 +180,34 @@ impl Shared {
         }
     }
 
+    /// Feeds the request timeouts the engine counted since the last call to
+    /// the health score, as failures. Every outcome recorded goes through
+    /// here first, so they keep their order with the other outcomes.
+    fn absorb_timeouts(&self, s: &mut State) {
+        let total = self.counters.requests_timed_out.load(Ordering::Relaxed);
+        let new = total.saturating_sub(s.timeouts_seen);
+        s.timeouts_seen = total;
+        for _ in 0..new.min(HEALTH_WINDOW as u64) {
+            s.health.record_outcome(false);
+        }
+    }
+
+    /// The health score, by the rule documented on
+    /// [`crate::Connection::health_score`].
+    pub(super) fn score(&self, s: &mut State) -> f64 {
+        self.absorb_timeouts(s);
+        let never_connected = s.connection_count == 0;
+        if never_connected || self.status() == ConnectionStatus::Error {
+            return 0.0;
+        }
+        s.health.score()
+    }
+
     pub(super) fn on_connected(&self, client: Client) {
         {
             let mut s = self.state.lock();
+            self.absorb_timeouts(&mut s);
+            s.health.record_outcome(true);
             s.client = Some(client);
             s.connected_since = Some(Instant::now());
             s.last_connected = Some(SystemTime::now());
@@ -199,10 +227,14 @@ impl Shared {
         }
     }
 
+    /// A failed connect or reconnect attempt, or a lost link: counted, kept
+    /// as the last error, and a failure in the health score.
     pub(super) fn record_error(&self, error: &Error) {
         let mut s = self.state.lock();
         s.error_count += 1;
         s.last_error = Some(ErrorSummary::from(error));
+        self.absorb_timeouts(&mut s);
+        s.health.record_outcome(false);
     }
 
     /// Runs one probe. Returns the report and, when the failure streak has
@@ -223,6 +255,12 @@ impl Shared {
         let latency = started.elapsed();
         let failures = {
             let mut s = self.state.lock();
+            // A probe that timed out was counted by the engine as a request
+            // timeout too: it is one outcome, recorded below.
+            if outcome.as_ref().is_err_and(Error::is_timeout) {
+                s.timeouts_seen += 1;
+            }
+            self.absorb_timeouts(&mut s);
             s.health.record(outcome.is_ok());
             match &outcome {
                 Ok(()) => {
@@ -274,7 +312,8 @@ impl Shared {
 
     pub(super) fn info(&self) -> ConnectionInfo {
         let status = *self.status.borrow();
-        let s = self.state.lock();
+        let mut s = self.state.lock();
+        let health_score = self.score(&mut s);
         let server = s.client.as_ref().and_then(|c| c.server().cloned());
         ConnectionInfo {
             name: self.name.to_string(),
@@ -283,7 +322,7 @@ impl Shared {
             last_connected: s.last_connected,
             last_error: s.last_error.clone(),
             reconnect_attempts: s.reconnect_attempts,
-            health_score: s.health.score(),
+            health_score,
             connection_count: s.connection_count,
             error_count: s.error_count,
             total_uptime: Self::uptime(&s),

@@ -1,0 +1,601 @@
+//! The built `mcp-conn` binary against real processes: this test program run
+//! again as the testkit's fake MCP server, a scripted HTTP server answering
+//! 401, a port nothing listens on, a program that does not exist, and (when
+//! installed) the official reference server and a Python SDK server.
+//!
+//! This file has its own `main` (`harness = false`): with
+//! `MCP_CONN_CLI_FAKE_SERVER` set, it is the fake server; otherwise it runs
+//! the tests below, each with a deadline (every run of the binary is wrapped
+//! in `timeout`), and prints `N passed, N failed`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use mcp_conn_testkit::http_server::{Behavior, TestHttpServer};
+use mcp_conn_testkit::leaks;
+use serde_json::{json, Value};
+
+const FAKE_ENV: &str = "MCP_CONN_CLI_FAKE_SERVER";
+/// The longest one run of the binary may take.
+const DEADLINE_SECS: &str = "60";
+
+fn main() {
+    if std::env::var_os(FAKE_ENV).is_some() {
+        std::process::exit(mcp_conn_testkit::fake_server::main());
+    }
+    let tests: &[(&str, fn())] = &[
+        (
+            "check_table_json_and_exit_codes",
+            check_table_json_and_exit_codes,
+        ),
+        (
+            "check_all_healthy_exits_0_and_leaves_nothing_running",
+            check_all_healthy_exits_0_and_leaves_nothing_running,
+        ),
+        (
+            "config_errors_exit_2_naming_the_field",
+            config_errors_exit_2_naming_the_field,
+        ),
+        (
+            "no_config_found_exits_2_saying_where_it_looked",
+            no_config_found_exits_2_saying_where_it_looked,
+        ),
+        (
+            "finds_the_hosts_configs_in_their_usual_places",
+            finds_the_hosts_configs_in_their_usual_places,
+        ),
+        ("tools_lists_the_catalog", tools_lists_the_catalog),
+        (
+            "call_prints_text_and_exits_1_on_a_tool_error",
+            call_prints_text_and_exits_1_on_a_tool_error,
+        ),
+        (
+            "watch_prints_changes_and_stops_cleanly_on_ctrl_c",
+            watch_prints_changes_and_stops_cleanly_on_ctrl_c,
+        ),
+        ("help_for_every_subcommand", help_for_every_subcommand),
+        (
+            "interop_check_against_real_servers",
+            interop_check_against_real_servers,
+        ),
+    ];
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let started = Instant::now();
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    for (name, test) in tests {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            filtered += 1;
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(test);
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED");
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s\n",
+        if failed == 0 { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
+
+/// A fresh folder, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("mcp-conn-cli-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A stdio server entry running the fake server in `mode`.
+fn fake(mode: &str, pidfile: Option<&Path>) -> Value {
+    let mut env = json!({ FAKE_ENV: "1" });
+    if let Some(p) = pidfile {
+        env["FAKE_MCP_PIDFILE"] = json!(p);
+    }
+    json!({
+        "command": std::env::current_exe().unwrap(),
+        "args": mode.split_whitespace().collect::<Vec<_>>(),
+        "env": env,
+    })
+}
+
+/// A URL where nothing listens.
+fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `mcp-conn args` in `cwd` with `HOME=home`, within the deadline.
+fn run_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
+    let out = Command::new("timeout")
+        .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs timeout(1)");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_ne!(run.code, 124, "mcp-conn {args:?} hung: {}", run.stderr);
+    run
+}
+
+fn run(dir: &Dir, args: &[&str]) -> Run {
+    run_in(&dir.0, &dir.0, args)
+}
+
+fn no_debug_dump(text: &str) {
+    for dump in [
+        "Error {",
+        "PoolConfigError {",
+        "Config(",
+        "Some(",
+        "panicked",
+    ] {
+        assert!(!text.contains(dump), "a Debug dump or panic: {text}");
+    }
+}
+
+fn by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {doc}"))
+}
+
+fn check_table_json_and_exit_codes() {
+    let dir = Dir::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let unauthorized = rt
+        .block_on(TestHttpServer::start(Behavior {
+            status_all: Some(401),
+            ..Behavior::default()
+        }))
+        .unwrap();
+    let config = json!({"mcpServers": {
+        "good": fake("normal", None),
+        "crashy": fake("exit-during-initialize", None),
+        "missing": {"command": "no-such-mcp-server-program", "args": ["x"]},
+        "unreachable": {"type": "http", "url": closed_port_url()},
+        "locked": {"url": unauthorized.url()},
+        "off": {"command": "whatever", "disabled": true}
+    }});
+    let path = dir.write("mcp.json", &config.to_string());
+    let path = path.to_str().unwrap();
+
+    let table = run(&dir, &["check", "--timeout", "10", path]);
+    assert_eq!(table.code, 1, "{}\n{}", table.stdout, table.stderr);
+    no_debug_dump(&table.stdout);
+    no_debug_dump(&table.stderr);
+    let out = &table.stdout;
+    assert!(out.starts_with("SERVER"), "{out}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}: {out}"))
+            .to_owned()
+    };
+    assert!(line("good").contains(" ok "), "{out}");
+    assert!(line("good").contains("fake-mcp-server"), "{out}");
+    assert!(line("missing").contains("FAILED"), "{out}");
+    assert!(line("off").contains("disabled"), "{out}");
+    assert!(
+        out.contains("missing: program not found: no-such-mcp-server-program"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unreachable: connection refused at http://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("locked: 401: this server needs authorization"),
+        "{out}"
+    );
+    assert!(
+        out.contains("crashy: the server exited (status 1)"),
+        "{out}"
+    );
+    assert!(out.contains("hint: its last stderr lines:"), "{out}");
+    assert!(out.contains("1 of 5 servers ok, 1 disabled"), "{out}");
+    assert!(table.stderr.contains("Read 1 config:"), "{}", table.stderr);
+
+    let json_run = run(&dir, &["check", "--json", "--timeout", "10", path]);
+    assert_eq!(json_run.code, 1);
+    let doc: Value = serde_json::from_str(&json_run.stdout).expect("one JSON document");
+    assert_eq!(doc["servers"].as_array().unwrap().len(), 6);
+    let good = by_name(&doc, "good");
+    assert_eq!(good["status"], "ok");
+    assert_eq!(good["tools"], 5);
+    assert_eq!(good["server_name"], "fake-mcp-server");
+    assert!(good["protocol_version"].is_string());
+    assert!(good["connect_ms"].is_u64() && good["probe_ms"].is_u64());
+    assert!(good["error"].is_null());
+    let missing = by_name(&doc, "missing");
+    assert_eq!(missing["status"], "failed");
+    assert!(missing["connect_ms"].is_null() && missing["tools"].is_null());
+    assert_eq!(
+        missing["error"],
+        "program not found: no-such-mcp-server-program"
+    );
+    assert_eq!(by_name(&doc, "unreachable")["status"], "failed");
+    assert_eq!(by_name(&doc, "locked")["status"], "failed");
+    assert_eq!(by_name(&doc, "off")["status"], "disabled");
+    unauthorized.stop();
+}
+
+fn check_all_healthy_exits_0_and_leaves_nothing_running() {
+    let dir = Dir::new();
+    let pidfile = dir.0.join("server.pid");
+    let config = json!({"mcpServers": {
+        "a": fake("normal", Some(&pidfile)),
+        "b": fake("slow-drip", None),
+        "off": {"command": "nothing", "disabled": true}
+    }});
+    let path = dir.write("c.json", &config.to_string());
+    let r = run(&dir, &["check", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("2 of 2 servers ok, 1 disabled"),
+        "{}",
+        r.stdout
+    );
+    let (pid, _) = leaks::read_pidfile(&pidfile).expect("the server wrote its pid");
+    assert!(!leaks::is_alive(pid), "server {pid} still runs after check");
+}
+
+fn config_errors_exit_2_naming_the_field() {
+    let dir = Dir::new();
+    let bad = dir.write(
+        "bad.json",
+        r#"{"mcpServers": {"fs": {"command": "x", "args": ["ok", 7]}}}"#,
+    );
+    let r = run(&dir, &["check", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("mcpServers.fs.args[1]: expected a string"),
+        "{}",
+        r.stderr
+    );
+    no_debug_dump(&r.stderr);
+    let r = run(&dir, &["check", "/no/such/file.json"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("/no/such/file.json: config: cannot read it"),
+        "{}",
+        r.stderr
+    );
+    let unset = dir.write(
+        "unset.json",
+        r#"{"mcpServers": {"w": {"url": "${MCP_CONN_TEST_SURELY_UNSET}"}}}"#,
+    );
+    let r = run(&dir, &["tools", unset.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("environment variable MCP_CONN_TEST_SURELY_UNSET is not set"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &dir,
+        &["call", "--config", bad.to_str().unwrap(), "fs__x", "[1]"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("must be a JSON object"), "{}", r.stderr);
+    let r = run(&dir, &["check", "--timeout", "-1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = run(&dir, &["frobnicate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+fn no_config_found_exits_2_saying_where_it_looked() {
+    let dir = Dir::new();
+    let r = run(&dir, &["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no MCP config found"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(".codeium/windsurf/mcp_config.json"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn finds_the_hosts_configs_in_their_usual_places() {
+    let home = Dir::new();
+    let project = Dir::new();
+    // Cursor (user), VS Code (project, `servers` and `${workspaceFolder}`),
+    // Claude Code (~/.claude.json, local scope of this project).
+    home.write(
+        ".cursor/mcp.json",
+        &json!({"mcpServers": {"cursor-one": fake("normal", None)}}).to_string(),
+    );
+    let mut vscode = fake("normal ${workspaceFolder}", None);
+    vscode["type"] = json!("stdio");
+    project.write(
+        ".vscode/mcp.json",
+        &json!({"inputs": [{"type": "promptString", "id": "key", "password": true}],
+                "servers": {"code-one": vscode}})
+        .to_string(),
+    );
+    let project_path = std::fs::canonicalize(&project.0).unwrap();
+    home.write(
+        ".claude.json",
+        &json!({"numStartups": 3, "projects": {
+            project_path.to_str().unwrap(): {"mcpServers": {"claude-local": fake("normal", None)}},
+            "/elsewhere": {"mcpServers": {"not-this-one": {"command": "x"}}}
+        }})
+        .to_string(),
+    );
+    let r = run_in(&project_path, &home.0, &["check", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("Read 3 configs:"), "{}", r.stderr);
+    assert!(r.stderr.contains("(Cursor, 1 server)"), "{}", r.stderr);
+    assert!(r.stderr.contains("(VS Code, 1 server)"), "{}", r.stderr);
+    assert!(r.stderr.contains("(Claude Code, 1 server)"), "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<_> = doc["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["claude-local", "code-one", "cursor-one"]);
+}
+
+fn tools_lists_the_catalog() {
+    let dir = Dir::new();
+    let config = json!({"mcpServers": {"fk": fake("normal", None)}});
+    let path = dir.write("c.json", &config.to_string());
+    let r = run(&dir, &["tools", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let echo = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("fk__echo"))
+        .expect("fk__echo");
+    assert!(echo.ends_with("Returns its text"), "{echo}");
+    assert_eq!(r.stdout.lines().count(), 5, "{}", r.stdout);
+    let r = run(&dir, &["tools", "--json", path.to_str().unwrap()]);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["tools"][0]["name"], "fk__add");
+    assert_eq!(doc["tools"][0]["server"], "fk");
+}
+
+fn call_prints_text_and_exits_1_on_a_tool_error() {
+    let dir = Dir::new();
+    let config = json!({"mcpServers": {"my__srv": fake("normal", None), "dead": {"command": "no-such-mcp-server-program"}}});
+    let path = dir.write("c.json", &config.to_string());
+    let path = path.to_str().unwrap();
+    let r = run(
+        &dir,
+        &[
+            "call",
+            "--config",
+            path,
+            "my__srv__echo",
+            r#"{"text": "hello there"}"#,
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "hello there\n"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &dir,
+        &[
+            "call",
+            "--config",
+            path,
+            "my__srv__add",
+            r#"{"a": 2, "b": 40}"#,
+        ],
+    );
+    assert_eq!(r.stdout, "42\n");
+    let r = run(&dir, &["call", "--config", path, "my__srv__fail"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("my__srv__fail reported an error"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&dir, &["call", "--config", path, "dead__anything"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("program not found"), "{}", r.stderr);
+    let r = run(&dir, &["call", "--config", path, "nobody__echo"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("servers: dead, my__srv"), "{}", r.stderr);
+    no_debug_dump(&r.stderr);
+}
+
+fn watch_prints_changes_and_stops_cleanly_on_ctrl_c() {
+    let dir = Dir::new();
+    let pidfile = dir.0.join("w.pid");
+    let config = json!({"mcpServers": {"w": fake("normal", Some(&pidfile)), "gone": {"command": "no-such-mcp-server-program"}}});
+    let path = dir.write("c.json", &config.to_string());
+    // `--for`: stops by itself.
+    let r = run(&dir, &["watch", "--for", "0.5", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("w: connected (fake-mcp-server"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("gone: FAILED: program not found"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("stopped;"), "{}", r.stdout);
+    // Ctrl-C (SIGINT) once the summary is printed.
+    let mut child = Command::new("timeout")
+        .args([
+            "-k",
+            "5",
+            DEADLINE_SECS,
+            env!("CARGO_BIN_EXE_mcp-conn"),
+            "watch",
+        ])
+        .arg(&path)
+        .current_dir(&dir.0)
+        .env("HOME", &dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let summary = line.contains("2 servers: 1 connected");
+        seen.push(line);
+        if summary {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("2 servers: 1 connected")),
+        "{seen:?}"
+    );
+    // `timeout` passes SIGINT on to mcp-conn.
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("stopped;")), "{rest:?}");
+    let (pid, _) = leaks::read_pidfile(&pidfile).expect("pid");
+    assert!(
+        !leaks::is_alive(pid),
+        "server {pid} still runs after Ctrl-C"
+    );
+}
+
+fn help_for_every_subcommand() {
+    let dir = Dir::new();
+    for sub in ["check", "tools", "call", "watch"] {
+        let r = run(&dir, &[sub, "--help"]);
+        assert_eq!(r.code, 0, "{sub}");
+        assert!(r.stdout.contains("Usage: mcp-conn"), "{sub}: {}", r.stdout);
+    }
+    let r = run(&dir, &["--help"]);
+    assert!(r.stdout.contains("check") && r.stdout.contains("watch"));
+}
+
+/// The interop skip helper of the testkit's tests: skip with the reason
+/// printed, or fail under `MCP_CONN_REQUIRE_INTEROP`.
+fn interop<T>(test: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(t) => Some(t),
+        Err(why) => {
+            assert!(
+                std::env::var_os("MCP_CONN_REQUIRE_INTEROP").is_none(),
+                "{test}: interop required, but {why}"
+            );
+            println!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+fn interop_check_against_real_servers() {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let everything = workspace.join(".cache/npm/node_modules/.bin/mcp-server-everything");
+    let python = workspace.join(".cache/venv/bin/python");
+    let script = workspace.join("mcp-conn-testkit/python/interop_server.py");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let sdk = Command::new(&python)
+        .args(["-c", "import mcp.server.mcpserver"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let found = match (node && everything.exists(), sdk) {
+        (true, true) => Ok(()),
+        (false, _) => Err(
+            "server-everything is not installed (run scripts/install-test-servers.sh)".to_owned(),
+        ),
+        (_, false) => {
+            Err("the Python SDK is not installed (run scripts/install-test-servers.sh)".to_owned())
+        }
+    };
+    if interop("interop_check_against_real_servers", found).is_none() {
+        return;
+    }
+    let dir = Dir::new();
+    let config = json!({"mcpServers": {
+        "everything": {"command": everything, "args": ["stdio"]},
+        "python": {"command": python, "args": [script, "stdio"]},
+        "nowhere": {"url": closed_port_url()}
+    }});
+    let path = dir.write("c.json", &config.to_string());
+    let r = run(
+        &dir,
+        &["check", "--json", "--timeout", "30", path.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    let everything = by_name(&doc, "everything");
+    assert_eq!(everything["status"], "ok", "{doc}");
+    assert_eq!(everything["server_name"], "mcp-servers/everything");
+    assert!(everything["tools"].as_u64().unwrap() > 5, "{doc}");
+    let python = by_name(&doc, "python");
+    assert_eq!(python["status"], "ok", "{doc}");
+    assert!(python["tools"].as_u64().unwrap() >= 1, "{doc}");
+    assert_eq!(by_name(&doc, "nowhere")["status"], "failed");
+}
