@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh runs 10000000     # each target for 10 million executions
 #   scripts/fuzz.sh seconds 30        # each target for 30 seconds (the CI smoke)
+#   scripts/fuzz.sh runs 1000 jsonrpc # only the targets named
 #
 # Needs the nightly toolchain (rustup) and cargo-fuzz; installs cargo-fuzz
 # when it is missing. Each run is bounded in memory (-rss_limit_mb, and
@@ -31,6 +32,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 targets=(stdio_codec sse_parser jsonrpc mcp_results mcp_servers_config)
+if [ $# -gt 2 ]; then
+    targets=("${@:3}")
+fi
 cd fuzz
 cargo +nightly fuzz build --release
 status=0
