@@ -7,6 +7,8 @@ mod exchange;
 mod failure;
 mod legacy;
 mod link;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 mod session;
 mod sse;
 mod stream;
