@@ -431,7 +431,7 @@ impl ConnectionPool {
     /// Adds a server described by a config entry (as
     /// [`crate::parse_config`] gives it), with its own connection settings.
     pub fn insert_server(&self, server: ServerConfig) -> Result<Arc<Connection>, Error> {
-        let transport = server.transport.build(&server.name)?;
+        let transport = server.transport.build(&server.name, &self.inner.config)?;
         self.insert_with_config(server.name, transport, server.connection)
     }
 }

@@ -473,3 +473,82 @@ async fn no_secret_in_errors_or_debug() {
     let err = attempt(&srv, &oauth).await.expect("refused");
     assert_no_secret(&format!("{err} {err:?}"));
 }
+
+#[tokio::test]
+async fn a_pool_entry_with_auth_uses_the_pools_shared_store() {
+    use mcp_conn_pool::auth::SharedCredentials;
+    use mcp_conn_pool::{ConnectionPool, PoolConfig};
+
+    let srv = server(AuthServerConfig::default()).await;
+    let store = SharedCredentials::memory();
+    // A first run (headless consent) leaves tokens in the store.
+    let seeded = provider(&srv, store.0.clone());
+    assert!(attempt(&srv, &seeded).await.is_none());
+
+    std::env::set_var("MCP_CONN_TEST_SECRET", "pre-secret");
+    let config = format!(
+        r#"{{ "mcpServers": {{
+            "remote": {{ "url": "{}", "auth": "oauth" }},
+            "twin": {{ "url": "{}", "auth": {{ "scopes": "a b", "redirect_port": 0 }} }}
+        }} }}"#,
+        srv.mcp_url(),
+        srv.mcp_url()
+    );
+    let pool = ConnectionPool::from_config_str_with(
+        &config,
+        PoolConfig {
+            credentials: store,
+            default_connection: common::config(),
+            ..Default::default()
+        },
+    )
+    .expect("valid config");
+    for name in ["remote", "twin"] {
+        let result = within(
+            "call",
+            pool.call_tool_on(name, "echo", json!({"text": name})),
+        )
+        .await
+        .expect("authorized from the shared store");
+        assert_eq!(result.text(), name);
+    }
+    assert_eq!(srv.requests_to("authorize").len(), 1, "no second consent");
+    within("shutdown", pool.shutdown()).await;
+
+    // Secrets come from the environment and stay out of Debug.
+    let parsed = mcp_conn_pool::parse_config(
+        r#"{ "mcpServers": { "corp": { "url": "https://x.example/mcp",
+            "auth": { "client_id": "c1", "client_secret": "${MCP_CONN_TEST_SECRET}", "scopes": ["s1"] } } } }"#,
+        &Default::default(),
+        |v| std::env::var(v).ok(),
+    )
+    .expect("valid");
+    let debug = format!("{:?}", parsed[0].transport);
+    assert!(
+        debug.contains("c1") && !debug.contains("pre-secret"),
+        "{debug}"
+    );
+    for (bad, path) in [
+        (r#""auth": 3"#, "mcpServers.x.auth"),
+        (
+            r#""auth": {"redirect_port": 70000}"#,
+            "mcpServers.x.auth.redirect_port",
+        ),
+        (
+            r#""auth": {"client_secret": "s"}"#,
+            "mcpServers.x.auth.client_secret",
+        ),
+        (r#""auth": {"colour": "red"}"#, "mcpServers.x.auth.colour"),
+    ] {
+        let doc = format!(
+            r#"{{ "mcpServers": {{ "x": {{ "url": "https://x.example/mcp", {bad} }} }} }}"#
+        );
+        let err =
+            mcp_conn_pool::parse_config(&doc, &Default::default(), |_| None).expect_err("refused");
+        assert_eq!(err.path, path, "{err}");
+    }
+    let stdio = r#"{ "mcpServers": { "x": { "command": "y", "auth": "oauth" } } }"#;
+    let err =
+        mcp_conn_pool::parse_config(stdio, &Default::default(), |_| None).expect_err("refused");
+    assert_eq!(err.path, "mcpServers.x.auth");
+}
