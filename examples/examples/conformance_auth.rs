@@ -45,6 +45,10 @@ pub fn provider(url: &str) -> Result<OAuthProvider, Box<dyn Error>> {
         if let Some(secret) = context.get("client_secret").and_then(Value::as_str) {
             builder = builder.client_secret(secret);
         }
+        let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
+        if scenario.contains("client-credentials") {
+            builder = builder.client_credentials();
+        }
     }
     Ok(builder.build()?)
 }

@@ -532,6 +532,10 @@ async fn handle(
                         }
                     }
                 }
+                Some("client_credentials") if p.contains_key("resource") => p
+                    .get("scope")
+                    .map(|s| s.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default(),
                 _ => {
                     return reply(
                         StatusCode::BAD_REQUEST,

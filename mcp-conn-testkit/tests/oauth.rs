@@ -552,3 +552,40 @@ async fn a_pool_entry_with_auth_uses_the_pools_shared_store() {
         mcp_conn_pool::parse_config(stdio, &Default::default(), |_| None).expect_err("refused");
     assert_eq!(err.path, "mcpServers.x.auth");
 }
+
+#[tokio::test]
+async fn the_client_credentials_grant_needs_no_consent() {
+    let srv = server(AuthServerConfig {
+        registration: false,
+        clients: vec![("svc".into(), Some("pre-secret".into()))],
+        auth_methods: vec!["client_secret_basic".into()],
+        grant_types: vec!["client_credentials".into()],
+        challenge_scope: Some("tools:call".into()),
+        ..Default::default()
+    })
+    .await;
+    let oauth = OAuthProvider::builder(srv.mcp_url())
+        .consent(HeadlessConsent::with_redirect_uri(REDIRECT))
+        .client_id("svc")
+        .client_secret("pre-secret")
+        .client_credentials()
+        .build()
+        .expect("valid");
+    let err = attempt(&srv, &oauth).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(oauth.consent_count(), 0);
+    assert!(srv.requests_to("authorize").is_empty());
+    let token = &srv.requests_to("token")[0];
+    assert_eq!(token.params["grant_type"], "client_credentials");
+    assert_eq!(token.params["scope"], "tools:call");
+    assert_eq!(token.params["resource"], srv.mcp_url());
+    assert!(token
+        .authorization
+        .as_deref()
+        .is_some_and(|a| a.starts_with("Basic ")));
+    assert!(OAuthProvider::builder(srv.mcp_url())
+        .client_id("svc")
+        .client_credentials()
+        .build()
+        .is_err());
+}

@@ -48,6 +48,7 @@ struct Settings {
     client_name: String,
     consent_timeout: Duration,
     refresh_margin: Duration,
+    client_credentials: bool,
 }
 
 /// Gets tokens for one MCP server by OAuth 2.1, keeps them in a
@@ -121,6 +122,7 @@ pub struct OAuthProviderBuilder {
     http_timeout: Duration,
     consent_timeout: Duration,
     refresh_margin: Duration,
+    client_credentials: bool,
 }
 
 impl fmt::Debug for OAuthProviderBuilder {
@@ -196,6 +198,14 @@ impl OAuthProviderBuilder {
         self
     }
 
+    /// Uses the `client_credentials` grant (machine to machine, no user and
+    /// no consent) with the pre-registered [`Self::client_id`] and
+    /// [`Self::client_secret`], which it requires.
+    pub fn client_credentials(mut self) -> Self {
+        self.client_credentials = true;
+        self
+    }
+
     /// Checks the settings and makes the provider.
     pub fn build(self) -> Result<OAuthProvider, OAuthError> {
         let server =
@@ -213,6 +223,11 @@ impl OAuthProviderBuilder {
                     "client_metadata_url must be an https URL with a path".into(),
                 ));
             }
+        }
+        if self.client_credentials && self.client_secret.is_none() {
+            return Err(OAuthError::Config(
+                "client_credentials needs a client_id and a client_secret".into(),
+            ));
         }
         if self.http_timeout.is_zero() || self.consent_timeout.is_zero() {
             return Err(OAuthError::Config(
@@ -234,6 +249,7 @@ impl OAuthProviderBuilder {
                     client_name: self.client_name,
                     consent_timeout: self.consent_timeout,
                     refresh_margin: self.refresh_margin,
+                    client_credentials: self.client_credentials,
                 },
                 consent: self
                     .consent
@@ -263,6 +279,7 @@ impl OAuthProvider {
             http_timeout: Duration::from_secs(30),
             consent_timeout: Duration::from_secs(300),
             refresh_margin: Duration::from_secs(60),
+            client_credentials: false,
         }
     }
 
@@ -558,6 +575,9 @@ impl Inner {
         d: Discovered,
         mut scopes: Vec<String>,
     ) -> Result<String, OAuthError> {
+        if self.settings.client_credentials {
+            return self.client_credentials(st, d, scopes).await;
+        }
         let redirect_uri = self.consent.redirect_uri().await?;
         let known = match &st.current {
             Some((k, c)) if k == &d.key => Some(c.client.clone()),
@@ -597,6 +617,52 @@ impl Inner {
             .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
             .set_pkce_verifier(verifier)
             .add_extra_param("resource", d.resource_indicator.clone())
+            .request_async(&self.http)
+            .await
+            .map_err(|e| token_error(&d.meta.token_endpoint, e))?;
+        let creds = StoredCredentials {
+            client,
+            authorization_endpoint: d.meta.authorization_endpoint.clone(),
+            token_endpoint: d.meta.token_endpoint.clone(),
+            resource_indicator: d.resource_indicator.clone(),
+            access_token: None,
+            refresh_token: None,
+            expires_at: None,
+            scopes: Vec::new(),
+            saved_at: 0,
+        };
+        let creds = apply(creds, &resp, &scopes);
+        Ok(self.save(st, d.key, creds).await)
+    }
+
+    /// The `client_credentials` grant: a token for the client itself.
+    async fn client_credentials(
+        &self,
+        st: &mut State,
+        d: Discovered,
+        scopes: Vec<String>,
+    ) -> Result<String, OAuthError> {
+        let s = &self.settings;
+        let client = ClientRegistration {
+            client_id: s.client_id.clone().unwrap_or_default(),
+            client_secret: s.client_secret.clone(),
+            token_endpoint_auth_method: Self::token_auth_method(&d.meta, s.client_secret.is_some()),
+            // Never used: this grant has no redirect.
+            redirect_uri: "http://localhost/".into(),
+            kind: "pre-registered".into(),
+        };
+        let oauth = oauth_client(
+            &client,
+            &d.meta.authorization_endpoint,
+            &d.meta.token_endpoint,
+        )?;
+        let mut request = oauth
+            .exchange_client_credentials()
+            .add_extra_param("resource", d.resource_indicator.clone());
+        for scope in &scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let resp = request
             .request_async(&self.http)
             .await
             .map_err(|e| token_error(&d.meta.token_endpoint, e))?;
