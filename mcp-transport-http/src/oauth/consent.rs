@@ -178,7 +178,8 @@ impl BrowserConsent {
         } else {
             "xdg-open"
         };
-        std::process::Command::new(opener)
+        // tokio reaps the opener when it exits; it is never waited for.
+        tokio::process::Command::new(opener)
             .arg(url.as_str())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
