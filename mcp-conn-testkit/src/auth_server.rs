@@ -97,6 +97,9 @@ pub struct AuthServerConfig {
     pub expires_in: u64,
     /// Refuse consent (`error=access_denied`).
     pub deny: bool,
+    /// Answer this endpoint (`prm`, `as-metadata`, `register`, `token`)
+    /// with this status and body instead.
+    pub garbage: Option<(String, u16, String)>,
 }
 
 impl Default for AuthServerConfig {
@@ -122,6 +125,7 @@ impl Default for AuthServerConfig {
             always_more_scope: false,
             expires_in: 3600,
             deny: false,
+            garbage: None,
         }
     }
 }
@@ -344,6 +348,35 @@ async fn handle(
     };
     let next = |prefix: &str| format!("{prefix}-{}", counter.fetch_add(1, Ordering::SeqCst) + 1);
 
+    let garbage_for = |name: &str| -> Option<Response<Full<Bytes>>> {
+        let (which, status, body) = cfg.garbage.clone()?;
+        (which == name).then(|| {
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            if status / 100 == 3 {
+                resp.headers_mut().insert(
+                    http::header::LOCATION,
+                    http::HeaderValue::from_static("http://127.0.0.1:9/elsewhere"),
+                );
+            }
+            resp
+        })
+    };
+    let garbage = if path == prm_path {
+        garbage_for("prm")
+    } else if path == meta_path {
+        garbage_for("as-metadata")
+    } else if path.ends_with("/register") {
+        garbage_for("register")
+    } else if path.ends_with("/token") {
+        garbage_for("token")
+    } else {
+        None
+    };
+    if let Some(resp) = garbage {
+        st.log.push(record);
+        return resp;
+    }
     if method == Method::POST && path == "/mcp" {
         drop(st);
         return mcp(&base, &state, authorization.as_deref(), &body, &next);

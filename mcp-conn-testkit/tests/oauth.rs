@@ -589,3 +589,58 @@ async fn the_client_credentials_grant_needs_no_consent() {
         .build()
         .is_err());
 }
+
+#[tokio::test]
+async fn malformed_answers_are_typed_errors_never_panics() {
+    let cases: Vec<(&str, u16, &str)> = vec![
+        ("prm", 200, "not json"),
+        ("prm", 200, r#"{"resource": 5}"#),
+        (
+            "prm",
+            200,
+            r#"{"resource": "RESOURCE", "authorization_servers": []}"#,
+        ),
+        ("prm", 302, ""),
+        ("as-metadata", 200, "{"),
+        (
+            "as-metadata",
+            200,
+            r#"{"issuer": "ISSUER", "authorization_endpoint": "javascript:x", "token_endpoint": "t", "code_challenge_methods_supported": ["S256"]}"#,
+        ),
+        ("as-metadata", 307, ""),
+        ("register", 201, r#"{"no_client_id": true}"#),
+        (
+            "register",
+            400,
+            r#"{"error": "invalid_client_metadata", "error_description": "no"}"#,
+        ),
+        ("register", 201, "\u{0}\u{1}"),
+        ("token", 200, "<html>login</html>"),
+        (
+            "token",
+            200,
+            r#"{"access_token": 5, "token_type": "Bearer"}"#,
+        ),
+        ("token", 302, ""),
+        ("token", 500, ""),
+    ];
+    for (endpoint, status, body) in cases {
+        let srv = server(AuthServerConfig::default()).await;
+        let body = body
+            .replace("RESOURCE", &srv.mcp_url())
+            .replace("ISSUER", &srv.issuer());
+        srv.configure(|c| c.garbage = Some((endpoint.into(), status, body.clone())));
+        let oauth = provider(&srv, Arc::new(MemoryStore::new()));
+        let err = attempt(&srv, &oauth).await;
+        let err = err.unwrap_or_else(|| panic!("{endpoint} {status} {body:?}: accepted"));
+        let text = err.to_string();
+        assert!(!text.is_empty());
+        assert_no_secret(&format!("{text} {err:?}"));
+        if endpoint == "token" {
+            assert!(
+                matches!(*err, OAuthError::Token { .. }),
+                "{endpoint} {status}: {err}"
+            );
+        }
+    }
+}
