@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 EVERYTHING_VERSION="2026.8.31"   # @modelcontextprotocol/server-everything, pinned
+SDK_VERSION="1.32.2"              # @modelcontextprotocol/sdk: its example server with OAuth (tests/oauth_interop.rs)
 PYTHON_MCP_VERSION="2.3.0"        # the official Python SDK (mcp on PyPI), pinned
 prefix=".cache/npm"
 
@@ -27,13 +28,14 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 0
 fi
 bin="$prefix/node_modules/.bin/mcp-server-everything"
-if [ -x "$bin" ] && grep -q "\"version\": \"$EVERYTHING_VERSION\"" "$prefix/node_modules/@modelcontextprotocol/server-everything/package.json" 2>/dev/null; then
+if [ -x "$bin" ] && grep -q "\"version\": \"$EVERYTHING_VERSION\"" "$prefix/node_modules/@modelcontextprotocol/server-everything/package.json" 2>/dev/null \
+    && grep -q "\"version\": \"$SDK_VERSION\"" "$prefix/node_modules/@modelcontextprotocol/sdk/package.json" 2>/dev/null; then
     echo "install-test-servers: server-everything $EVERYTHING_VERSION already installed"
     exit 0
 fi
 mkdir -p "$prefix"
 echo "install-test-servers: installing @modelcontextprotocol/server-everything@$EVERYTHING_VERSION into $prefix"
 npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
-    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION"
+    "@modelcontextprotocol/server-everything@$EVERYTHING_VERSION" "@modelcontextprotocol/sdk@$SDK_VERSION"
 test -x "$bin"
 echo "install-test-servers: ok ($bin)"

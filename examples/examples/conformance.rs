@@ -16,7 +16,6 @@ use mcp_conn_core::protocol::{
     ElicitAction, ElicitRequestParams, ElicitResult, Implementation, Tool,
 };
 use mcp_conn_core::{Client, ClientHandlers, Connection, ConnectionConfig, ElicitationHandler};
-use mcp_transport_http::HttpTransport;
 use serde_json::{json, Map, Value};
 
 /// Accepts every form, filled with the defaults its schema gives (SEP-1034).
@@ -33,6 +32,10 @@ impl ElicitationHandler for AcceptDefaults {
 }
 
 type Failure = Box<dyn std::error::Error>;
+
+/// The `auth/*` scenarios: an OAuth provider with headless consent.
+#[path = "conformance_auth.rs"]
+mod conformance_auth;
 
 /// Arguments for a tool nobody told us how to call: a plausible value for
 /// each required property.
@@ -78,7 +81,8 @@ async fn run(url: &str, scenario: &str, context: &Value) -> Result<(), Failure> 
         },
         ..Default::default()
     };
-    let connection = Connection::with_config("conformance", HttpTransport::new(url)?, config);
+    let transport = conformance_auth::transport(url, scenario)?;
+    let connection = Connection::with_config("conformance", transport, config);
     let client = connection.connect().await?;
     eprintln!(
         "connected: {:?} (era {:?}, protocol {:?})",

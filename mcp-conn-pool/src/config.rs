@@ -83,6 +83,8 @@ pub enum ServerTransport {
         headers: Vec<(String, String)>,
         /// Only the legacy HTTP+SSE transport (`"type": "sse"`).
         legacy_sse: bool,
+        /// `"auth"`: OAuth 2.1 (see [`crate::auth`]).
+        auth: Option<crate::auth::HttpAuth>,
     },
 }
 
@@ -107,6 +109,7 @@ impl fmt::Debug for ServerTransport {
                 url,
                 headers,
                 legacy_sse,
+                auth,
             } => f
                 .debug_struct("Http")
                 .field("url", url)
@@ -115,6 +118,7 @@ impl fmt::Debug for ServerTransport {
                     &headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
                 )
                 .field("legacy_sse", legacy_sse)
+                .field("auth", auth)
                 .finish(),
         }
     }
@@ -276,6 +280,7 @@ struct RawServer {
     url: Option<String>,
     server_url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    auth: Option<Value>,
     disabled: Option<bool>,
     connection: Option<Overrides>,
 }
@@ -467,6 +472,12 @@ impl RawServer {
                 })
                 .collect::<Result<Vec<_>, PoolConfigError>>()
         };
+        if self.auth.is_some() && kind == Kind::Stdio {
+            return Err(PoolConfigError::new(
+                format!("{path}.auth"),
+                "authorization is for HTTP servers; give a stdio server its credentials in `env`",
+            ));
+        }
         let transport = match kind {
             Kind::Stdio => {
                 let args_as_written = self.args.unwrap_or_default();
@@ -505,6 +516,14 @@ impl RawServer {
                     url: expand.expand(&url, &format!("{path}.{key}"))?,
                     headers: map(self.headers, "headers")?,
                     legacy_sse: kind == Kind::Sse,
+                    auth: match self.auth {
+                        Some(value) => crate::auth::HttpAuth::parse(
+                            value,
+                            &format!("{path}.auth"),
+                            &|text, at| expand.expand(text, at),
+                        )?,
+                        None => None,
+                    },
                 }
             }
         };
@@ -669,6 +688,7 @@ impl ServerTransport {
     pub(crate) fn build(
         &self,
         name: &str,
+        #[allow(unused_variables)] pool: &crate::PoolConfig,
     ) -> Result<Box<dyn mcp_conn_core::Transport>, PoolConfigError> {
         let path = format!("mcpServers.{name}");
         match self {
@@ -707,9 +727,24 @@ impl ServerTransport {
                 url,
                 headers,
                 legacy_sse,
+                auth,
             } => {
                 use mcp_transport_http::{HttpConfigError, HttpMode, HttpTransport};
-                let mut b = HttpTransport::builder(url);
+                let mut b = HttpTransport::builder(url.clone());
+                if let Some(auth) = auth {
+                    #[cfg(feature = "oauth")]
+                    {
+                        b = b.token_provider(auth.provider(url, &pool.credentials, &path)?);
+                    }
+                    #[cfg(not(feature = "oauth"))]
+                    {
+                        let _ = auth;
+                        return Err(PoolConfigError::new(
+                            format!("{path}.auth"),
+                            "OAuth is not compiled in (cargo feature `oauth` of mcp-conn-pool)",
+                        ));
+                    }
+                }
                 for (k, v) in headers {
                     b = b.header(k, v);
                 }

@@ -470,7 +470,7 @@ impl ConnectionPool {
     /// Adds a server described by a config entry (as
     /// [`crate::parse_config`] gives it), with its own connection settings.
     pub fn insert_server(&self, server: ServerConfig) -> Result<Arc<Connection>, Error> {
-        let transport = server.transport.build(&server.name)?;
+        let transport = server.transport.build(&server.name, &self.inner.config)?;
         self.insert_built(server, transport)
     }
 
@@ -527,7 +527,7 @@ impl ConnectionPool {
         let changes = plan.changes();
         let mut built = Vec::new();
         for server in plan.add.into_iter().chain(plan.replace) {
-            let transport = server.transport.build(&server.name)?;
+            let transport = server.transport.build(&server.name, &self.inner.config)?;
             built.push((server, transport));
         }
         let replaced: Vec<&str> = changes.changed.iter().map(String::as_str).collect();

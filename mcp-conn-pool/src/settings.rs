@@ -25,6 +25,10 @@ pub struct PoolConfig {
     /// The score below which a connected server does not count as healthy
     /// in [`crate::ConnectionPool::health_report`]. Default 0.7 (the Python original's).
     pub healthy_threshold: f64,
+    /// The credential store the servers with `"auth"` share (feature
+    /// `oauth`). Default: [`crate::auth::SharedCredentials::default_location`].
+    #[cfg(feature = "oauth")]
+    pub credentials: crate::auth::SharedCredentials,
 }
 
 impl Default for PoolConfig {
@@ -38,6 +42,8 @@ impl Default for PoolConfig {
             shutdown_timeout: Duration::from_secs(10),
             event_buffer: 1024,
             healthy_threshold: 0.7,
+            #[cfg(feature = "oauth")]
+            credentials: crate::auth::SharedCredentials::default(),
         }
     }
 }

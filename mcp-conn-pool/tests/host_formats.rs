@@ -84,6 +84,7 @@ fn http(s: &ServerConfig) -> (&str, &[(String, String)], bool) {
             url,
             headers,
             legacy_sse,
+            ..
         } => (url, headers, *legacy_sse),
         other => panic!("{}: not HTTP: {other:?}", s.name),
     }

@@ -3,6 +3,8 @@
 //! Test tools for mcp-conn (not published):
 //! - [`fake_server`]: a small MCP server over stdio with fault modes, run as
 //!   the `fake-mcp-server` binary or from any program that re-executes itself;
+//! - [`auth_server`]: an OAuth authorization server with a protected MCP
+//!   endpoint, in process, for the OAuth client's tests;
 //! - [`leaks`]: counts of open file descriptors and child processes, to assert
 //!   that nothing is left behind.
 //!
@@ -10,6 +12,7 @@
 //! provides the binary's path.
 #![deny(missing_docs)]
 
+pub mod auth_server;
 pub mod fake_server;
 mod fake_stateless;
 pub mod http_server;

@@ -11,6 +11,8 @@ mod failure;
 pub mod fuzzing;
 mod legacy;
 mod link;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 mod session;
 mod sse;
 mod stateless;
