@@ -19,7 +19,7 @@ use url::Url;
 use crate::auth::AuthChallenge;
 use crate::config::{bearer, Credentials, HttpMode};
 use crate::failure;
-use crate::link::{lock, Shared};
+use crate::link::Shared;
 use crate::session::{Stage, Wire, SESSION_HEADER};
 use crate::stream::{messages, violation, EventStream, StreamItem};
 
@@ -257,7 +257,7 @@ impl Shared {
         let mut req = Request::builder().method(method).uri(url.as_str());
         if let Some(headers) = req.headers_mut() {
             headers.extend(self.settings.headers.clone());
-            if let Some(token) = lock(&self.token).clone() {
+            if let Some(token) = self.token.lock().clone() {
                 headers.insert(AUTHORIZATION, token);
             }
             let stage = match out {
@@ -342,7 +342,7 @@ impl Shared {
             }
             let (status, headers, body) = split(resp).await;
             match provider.refresh(&challenge).await.map(|t| bearer(&t)) {
-                Some(Ok(token)) => *lock(&self.token) = Some(token),
+                Some(Ok(token)) => *self.token.lock() = Some(token),
                 Some(Err(_)) | None => return Err(status_error(status, &headers, &body)),
             }
         }

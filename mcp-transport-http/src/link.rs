@@ -1,12 +1,13 @@
 //! One live link: the state its tasks share, its two halves, the task per
 //! POSTed message, and the optional GET stream.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -65,10 +66,6 @@ pub(crate) struct Shared {
     /// Whether the link speaks the stateless era (its last request carried
     /// the stateless `_meta`): then no notification is POSTed.
     stateless: AtomicBool,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Resolves host names with tokio, reporting a failure as [`DnsError`] so
@@ -310,7 +307,7 @@ impl HttpTx {
         let own = self.shared.cancel.child_token();
         let request_id = match &msg {
             Message::Request(r) => {
-                lock(&shared.in_flight).insert(r.id.clone(), own.clone());
+                shared.in_flight.lock().insert(r.id.clone(), own.clone());
                 Some(r.id.clone())
             }
             _ => None,
@@ -321,7 +318,7 @@ impl HttpTx {
                 outcome = shared.deliver(&msg) => outcome,
             };
             if let Some(id) = &request_id {
-                lock(&shared.in_flight).remove(id);
+                shared.in_flight.lock().remove(id);
             }
             match (outcome, request_id) {
                 (Ok(()), _) => {}
@@ -347,7 +344,7 @@ impl HttpTx {
             .as_ref()
             .and_then(|p| p.get("requestId"))
             .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
-        if let Some(token) = id.and_then(|id| lock(&self.shared.in_flight).remove(&id)) {
+        if let Some(token) = id.and_then(|id| self.shared.in_flight.lock().remove(&id)) {
             token.cancel();
         }
     }

@@ -3,7 +3,7 @@
 //! 404), whether a GET stream is wanted, and where messages go (the
 //! Streamable HTTP URL, or the legacy transport's endpoint).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use parking_lot::{Mutex, MutexGuard};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use mcp_conn_core::jsonrpc::{Message, RequestId};
@@ -101,7 +101,7 @@ impl Session {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// The session id, if the server gave one.

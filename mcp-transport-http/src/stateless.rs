@@ -10,15 +10,13 @@
 //! none from the client over HTTP: closing a reply stream is the
 //! cancellation).
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use http::header::{HeaderName, HeaderValue};
 use mcp_conn_core::era::{header_value, meta, tool_param_headers};
 use mcp_conn_core::jsonrpc::{Message, Request, RequestId};
 use serde_json::Value;
-
-use crate::link::lock;
 
 /// The version a stateless request carries in its `_meta`, if it is one.
 pub(crate) fn version_of(req: &Request) -> Option<&str> {
@@ -43,7 +41,7 @@ impl ToolHeaders {
     /// Notes an outgoing `tools/list`, to read its result.
     pub(crate) fn note_request(&self, req: &Request) {
         if req.method == "tools/list" {
-            lock(&self.listing).insert(req.id.clone());
+            self.listing.lock().insert(req.id.clone());
         }
     }
 
@@ -51,7 +49,7 @@ impl ToolHeaders {
     pub(crate) fn note_response(&self, msg: &Message) {
         let Message::Response(r) = msg else { return };
         let Some(id) = &r.id else { return };
-        if !lock(&self.listing).remove(id) {
+        if !self.listing.lock().remove(id) {
             return;
         }
         let Ok(result) = r.clone().into_value() else {
@@ -60,7 +58,7 @@ impl ToolHeaders {
         let Some(tools) = result.get("tools").and_then(Value::as_array) else {
             return;
         };
-        let mut by_tool = lock(&self.by_tool);
+        let mut by_tool = self.by_tool.lock();
         for tool in tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
@@ -100,7 +98,7 @@ impl ToolHeaders {
         if req.method == "tools/call" {
             let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
             let args = params.and_then(|p| p.get("arguments"));
-            let designated = tool.and_then(|t| lock(&self.by_tool).get(t).cloned());
+            let designated = tool.and_then(|t| self.by_tool.lock().get(t).cloned());
             for (arg, header) in designated.unwrap_or_default() {
                 let Some(value) = args.and_then(|a| a.get(&arg)).and_then(header_value) else {
                     continue; // null or absent: no header
