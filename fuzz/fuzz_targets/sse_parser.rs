@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    mcp_transport_http::fuzzing::sse(data, 64);
+    mcp_transport_http::fuzzing::sse(mcp_conn_fuzz::chunks(data), 64);
 });

@@ -4,20 +4,13 @@
 
 use crate::sse::SseParser;
 
-/// Feeds `data` to an SSE parser with event limit `max`, in chunks of the
-/// sizes the first bytes choose. Checks: no event's data is over `max`, and
+/// Feeds an SSE parser with event limit `max`, in the
+/// chunks the fuzz target cut. Checks: no event's data is over `max`, and
 /// the parser keeps going after an oversized event.
-pub fn sse(data: &[u8], max: usize) {
+pub fn sse<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, max: usize) {
     let max = max.max(1);
     let mut parser = SseParser::new(max);
-    let (sizes, data) = data.split_at(data.len().min(4));
-    let mut rest = data;
-    let mut chunk = 0;
-    while !rest.is_empty() {
-        let size = usize::from(sizes.get(chunk % sizes.len().max(1)).copied().unwrap_or(64)).max(1);
-        chunk += 1;
-        let (now, later) = rest.split_at(size.min(rest.len()));
-        rest = later;
+    for now in chunks {
         parser.push(now);
         loop {
             match parser.next_event() {

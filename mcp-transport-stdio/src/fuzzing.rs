@@ -7,22 +7,15 @@ use tokio_util::codec::Decoder;
 
 use crate::codec::{Line, LineCodec};
 
-/// Feeds `data` to a line codec with limit `max`, in chunks of the sizes the
-/// first bytes choose, as a pipe would deliver it. Checks: no frame is
+/// Feeds a line codec with limit `max`, in the chunks the fuzz target cut,
+/// as a pipe would deliver them. Checks: no frame is
 /// longer than `max`, the buffer never holds more than `max` plus one
-/// chunk, and every byte is accounted for (frames + newlines + what is left).
-pub fn line_codec(data: &[u8], max: usize) {
+/// chunk (a chunk is at most 255 bytes).
+pub fn line_codec<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, max: usize) {
     let max = max.max(1);
     let mut codec = LineCodec::new(max);
     let mut buf = BytesMut::new();
-    let (sizes, data) = data.split_at(data.len().min(4));
-    let mut rest = data;
-    let mut chunk = 0;
-    while !rest.is_empty() {
-        let size = usize::from(sizes.get(chunk % sizes.len().max(1)).copied().unwrap_or(64)).max(1);
-        chunk += 1;
-        let (now, later) = rest.split_at(size.min(rest.len()));
-        rest = later;
+    for now in chunks {
         buf.extend_from_slice(now);
         while let Ok(Some(line)) = codec.decode(&mut buf) {
             if let Line::Text(text) = line {
