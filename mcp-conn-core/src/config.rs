@@ -112,6 +112,11 @@ pub struct ConnectionConfig {
     /// of `max_reconnect_attempts`, which counts failed attempts within one
     /// outage. Default `None`: no limit.
     pub restart_budget: Option<RestartBudget>,
+    /// At most this many requests in flight to the server at once; more
+    /// wait for a slot (within their own timeout) instead of flooding a
+    /// slow server. The wait is visible as `RequestMetrics::queued`.
+    /// Default `None`: no limit.
+    pub max_in_flight: Option<usize>,
     /// The name and version sent in `initialize` (handshake era) or in
     /// every request's `_meta` (stateless era). Default: this crate's.
     pub client_info: Implementation,
@@ -227,6 +232,9 @@ impl ConnectionConfig {
                 ));
             }
         }
+        if self.max_in_flight == Some(0) {
+            return Err(ConfigError::new("max_in_flight", "must be at least 1"));
+        }
         if self.queue_capacity == 0 {
             return Err(ConfigError::new("queue_capacity", "must be at least 1"));
         }
@@ -263,6 +271,7 @@ impl Default for ConnectionConfig {
             max_concurrent_server_requests: 32,
             during_backoff: DuringBackoff::FailFast,
             restart_budget: None,
+            max_in_flight: None,
             client_info: Implementation::default(),
             protocol: ProtocolPreference::Auto,
             era_probe_timeout: Duration::from_secs(5),
@@ -298,6 +307,7 @@ impl std::fmt::Debug for ConnectionConfig {
             )
             .field("during_backoff", &self.during_backoff)
             .field("restart_budget", &self.restart_budget)
+            .field("max_in_flight", &self.max_in_flight)
             .field("client_info", &self.client_info)
             .field("protocol", &self.protocol)
             .field("era_probe_timeout", &self.era_probe_timeout)

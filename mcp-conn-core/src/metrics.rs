@@ -1,6 +1,9 @@
 //! Monotonic counters kept by the engine and the connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use serde::Serialize;
 
@@ -15,6 +18,29 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) health_checks_failed: AtomicU64,
     pub(crate) tools_list_changed: AtomicU64,
+    /// Requests waiting for a slot under `max_in_flight` (a gauge).
+    pub(crate) queued: AtomicU64,
+    /// Requests sent and not answered yet (a gauge).
+    pub(crate) in_flight: AtomicU64,
+    /// The per-server limit of requests in flight, if any.
+    pub(crate) limit: Option<Arc<Semaphore>>,
+}
+
+/// Decrements a gauge when dropped (the request was answered, failed, timed
+/// out or abandoned).
+pub(crate) struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    pub(crate) fn up(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -33,11 +59,14 @@ impl Counters {
             reconnects: get(&self.reconnects),
             health_checks_failed: get(&self.health_checks_failed),
             tools_list_changed: get(&self.tools_list_changed),
+            queued: get(&self.queued),
+            in_flight: get(&self.in_flight),
         }
     }
 }
 
-/// A snapshot of a connection's counters. Each only grows. Request counters
+/// A snapshot of a connection's counters. Each only grows, but for the two
+/// gauges `queued` and `in_flight`. Request counters
 /// cover every request sent on a live session (health probes included); the
 /// `initialize` handshake is part of connecting and is not counted here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -60,4 +89,9 @@ pub struct RequestMetrics {
     /// `notifications/tools/list_changed` received (a cache of the tool
     /// list is stale when this moved).
     pub tools_list_changed: u64,
+    /// Requests waiting now for a slot under
+    /// [`crate::ConnectionConfig::max_in_flight`].
+    pub queued: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
 }

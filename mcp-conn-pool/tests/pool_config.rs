@@ -322,7 +322,7 @@ fn variables_take_defaults_and_escapes_as_hosts_write_them() {
 #[test]
 fn a_restart_budget_can_be_configured() {
     let servers = parse(
-        r#"{"mcpServers": {"a": {"command": "x", "connection": {"max_restarts": 5, "restart_window": 60}}, "b": {"command": "y", "connection": {"max_restarts": 2}}}}"#,
+        r#"{"mcpServers": {"a": {"command": "x", "connection": {"max_restarts": 5, "restart_window": 60, "max_in_flight": 4}}, "b": {"command": "y", "connection": {"max_restarts": 2}}}}"#,
     )
     .expect("parses");
     let budget = |i: usize| servers[i].connection.restart_budget.expect("a budget");
@@ -331,6 +331,7 @@ fn a_restart_budget_can_be_configured() {
         (5, Duration::from_secs(60))
     );
     assert_eq!(budget(1).window, Duration::from_secs(600));
+    assert_eq!(servers[0].connection.max_in_flight, Some(4));
     for (json, want) in [
         (
             r#"{"mcpServers": {"a": {"command": "x", "connection": {"restart_window": 60}}}}"#,

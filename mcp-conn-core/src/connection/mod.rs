@@ -134,6 +134,11 @@ impl Connection {
         let name: Arc<str> = Arc::from(name.into());
         let (status, _) = watch::channel(ConnectionStatus::Disconnected);
         let (notifications, _) = broadcast::channel(NOTIFICATION_BUFFER);
+        let limit = config.max_in_flight.map(|n| {
+            Arc::new(tokio::sync::Semaphore::new(
+                n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            ))
+        });
         Connection {
             shared: Arc::new(Shared {
                 name,
@@ -141,7 +146,10 @@ impl Connection {
                 config,
                 status,
                 state: Mutex::new(State::default()),
-                counters: Arc::new(Counters::default()),
+                counters: Arc::new(Counters {
+                    limit,
+                    ..Counters::default()
+                }),
                 notifications,
             }),
             commands: Mutex::new(None),

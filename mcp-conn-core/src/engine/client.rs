@@ -14,7 +14,7 @@ use super::options::RequestOptions;
 use super::pending::{ClientInner, PendingGuard, ProgressState, Reply, Slot};
 use crate::error::Error;
 use crate::jsonrpc::{Message, Request, RequestId};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Gauge};
 use crate::notification::ServerNotification;
 use crate::protocol::*;
 
@@ -108,6 +108,28 @@ impl Client {
         opts: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         let counters = &self.inner.counters;
+        // The per-server limit: wait for a slot, within the request's own
+        // timeout, instead of flooding a slow server.
+        let _slot = match &counters.limit {
+            Some(limit) => {
+                let _queued = Gauge::up(&counters.queued);
+                let timeout = opts.timeout.unwrap_or(self.inner.request_timeout);
+                match tokio::time::timeout(timeout, limit.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    Ok(Err(_)) => return Err(self.inner.closed_error()),
+                    Err(_) => {
+                        Counters::bump(&counters.requests_timed_out);
+                        return Err(Error::Timeout {
+                            connection: self.inner.name.clone(),
+                            operation: format!("{method} (waiting for a slot under max_in_flight)"),
+                            after: timeout,
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
+        let _in_flight = Gauge::up(&counters.in_flight);
         let outcome = if self.is_stateless() {
             self.send_with_rounds(method, params, opts).await
         } else {

@@ -36,7 +36,7 @@
 //! - `connection` overrides [`ConnectionConfig`] fields (durations in
 //!   seconds: finite, not negative, at most [`MAX_DURATION`]);
 //!   `max_restarts` with `restart_window` (seconds, default 600) set the
-//!   restart budget.
+//!   restart budget; `max_in_flight` bounds the requests in flight to it.
 //! - Other keys a host adds are ignored.
 //!
 //! Errors name the exact field: `mcpServers.fs.args[2]: expected a string`.
@@ -311,6 +311,8 @@ pub(crate) struct Overrides {
     health_check_timeout: Option<Duration>,
     /// With `restart_window`: the restart budget.
     #[serde(default, deserialize_with = "whole_number")]
+    max_in_flight: Option<u32>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_restarts: Option<u32>,
     #[serde(default, deserialize_with = "seconds")]
     restart_window: Option<Duration>,
@@ -378,6 +380,9 @@ impl Overrides {
         set(&mut c.connection_timeout, self.connection_timeout);
         set(&mut c.request_timeout, self.request_timeout);
         set(&mut c.health_check_timeout, self.health_check_timeout);
+        if let Some(n) = self.max_in_flight {
+            c.max_in_flight = Some(n as usize);
+        }
         if let Some(max_restarts) = self.max_restarts {
             c.restart_budget = Some(mcp_conn_core::RestartBudget {
                 max_restarts,
