@@ -18,12 +18,16 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) health_checks_failed: AtomicU64,
     pub(crate) tools_list_changed: AtomicU64,
+    pub(crate) probes_skipped: AtomicU64,
     /// Requests waiting for a slot under `max_in_flight` (a gauge).
     pub(crate) queued: AtomicU64,
     /// Requests sent and not answered yet (a gauge).
     pub(crate) in_flight: AtomicU64,
     /// The per-server limit of requests in flight, if any.
     pub(crate) limit: Option<Arc<Semaphore>>,
+    /// When a request last succeeded (passive health): the proof of life
+    /// that lets a scheduled probe be skipped.
+    pub(crate) last_ok: parking_lot::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Decrements a gauge when dropped (the request was answered, failed, timed
@@ -59,6 +63,7 @@ impl Counters {
             reconnects: get(&self.reconnects),
             health_checks_failed: get(&self.health_checks_failed),
             tools_list_changed: get(&self.tools_list_changed),
+            probes_skipped: get(&self.probes_skipped),
             queued: get(&self.queued),
             in_flight: get(&self.in_flight),
         }
@@ -89,6 +94,9 @@ pub struct RequestMetrics {
     /// `notifications/tools/list_changed` received (a cache of the tool
     /// list is stale when this moved).
     pub tools_list_changed: u64,
+    /// Scheduled probes skipped because real traffic had just succeeded
+    /// (passive health).
+    pub probes_skipped: u64,
     /// Requests waiting now for a slot under
     /// [`crate::ConnectionConfig::max_in_flight`].
     pub queued: u64,

@@ -154,6 +154,9 @@ pub struct HealthReport {
     pub latency: Option<Duration>,
     /// Consecutive failed checks so far.
     pub consecutive_failures: u32,
+    /// The probe was not sent: a request had just succeeded, which is
+    /// proof of life enough (passive health; scheduled checks only).
+    pub skipped: bool,
     /// Whether the connection has a live session after the check.
     pub connected: bool,
     /// The connection after the check: status, score, counters, uptime…

@@ -158,7 +158,7 @@ pub(crate) async fn run(
                 drop(pool);
                 if let Some(conn) = conn {
                     probes.push(async move {
-                        let report = conn.health_check().await;
+                        let report = conn.scheduled_health_check().await;
                         (name, report)
                     });
                 }

@@ -332,7 +332,28 @@ impl Connection {
     /// returns a report. After `max_consecutive_health_failures` failures in
     /// a row, the connection reconnects (when `auto_reconnect` is on).
     pub async fn health_check(&self) -> HealthReport {
-        let (report, unhealthy) = self.shared.health_check().await;
+        let checked = self.shared.health_check().await;
+        self.after_check(checked).await
+    }
+
+    /// A scheduled health check, as the connection's own monitor and the
+    /// pool's run it: like [`Connection::health_check`], but skipped (and
+    /// counted as a success, `HealthReport::skipped`) while real requests
+    /// succeed, since that traffic is proof of life; failed requests count
+    /// against the score all the same. The probes resume when the server
+    /// goes quiet, so a dead server is still found within one interval (a
+    /// lost link is noticed at once anyway).
+    pub async fn scheduled_health_check(&self) -> HealthReport {
+        let checked = self.shared.scheduled_health_check().await;
+        self.after_check(checked).await
+    }
+
+    /// After `max_consecutive_health_failures`, tells the supervisor to
+    /// replace the session.
+    async fn after_check(
+        &self,
+        (report, unhealthy): (HealthReport, Option<(Client, u32)>),
+    ) -> HealthReport {
         if let Some((client, failures)) = unhealthy {
             let running = self.commands.lock().clone();
             if let Some(tx) = running {

@@ -33,6 +33,8 @@ pub(super) struct State {
     pub(super) error_count: u64,
     pub(super) health: HealthHistory,
     pub(super) last_probe_latency: Option<Duration>,
+    /// When the last probe ended (passive health compares traffic with it).
+    pub(super) last_probe_at: Option<Instant>,
     pub(super) probe_latency_ewma: Option<Duration>,
     pub(super) monitoring: bool,
     /// The era the server was found to speak, kept across reconnects so
@@ -239,6 +241,41 @@ impl Shared {
 
     /// Runs one probe. Returns the report and, when the failure streak has
     /// reached the limit, the client whose session should be replaced.
+    /// Passive health: whether a request other than a probe succeeded on
+    /// the live session within the last `health_check_interval`. Then a
+    /// scheduled probe is skipped: the traffic is the proof of life.
+    pub(super) fn traffic_proves_life(&self) -> bool {
+        let Some(last_ok) = *self.counters.last_ok.lock() else {
+            return false;
+        };
+        let s = self.state.lock();
+        let since = match (s.last_probe_at, s.connected_since) {
+            (Some(probe), _) => probe,
+            (None, Some(connected)) => connected,
+            (None, None) => return false,
+        };
+        last_ok > since && last_ok.elapsed() < self.config.health_check_interval
+    }
+
+    /// A scheduled probe (the connection's monitor, the pool's): skipped
+    /// while real traffic succeeds (see [`Shared::traffic_proves_life`]),
+    /// which records a success; a probe otherwise.
+    pub(super) async fn scheduled_health_check(&self) -> (HealthReport, Option<(Client, u32)>) {
+        if self.live_client().is_some() && self.traffic_proves_life() {
+            {
+                let mut s = self.state.lock();
+                self.absorb_timeouts(&mut s);
+                s.health.record(true);
+                s.last_probe_at = Some(Instant::now());
+            }
+            Counters::bump(&self.counters.probes_skipped);
+            let mut report = self.report(true, None, None);
+            report.skipped = true;
+            return (report, None);
+        }
+        self.health_check().await
+    }
+
     pub(super) async fn health_check(&self) -> (HealthReport, Option<(Client, u32)>) {
         let Some(client) = self.live_client() else {
             return (self.report(false, Some("Not connected".into()), None), None);
@@ -255,6 +292,7 @@ impl Shared {
         let latency = started.elapsed();
         let failures = {
             let mut s = self.state.lock();
+            s.last_probe_at = Some(Instant::now());
             // A probe that timed out was counted by the engine as a request
             // timeout too: it is one outcome, recorded below.
             if outcome.as_ref().is_err_and(Error::is_timeout) {
@@ -305,6 +343,7 @@ impl Shared {
             error,
             latency,
             consecutive_failures: self.state.lock().health.consecutive_failures(),
+            skipped: false,
             connected,
             connection,
         }

@@ -158,7 +158,9 @@ impl Supervisor {
                 Event::ProbeDue => {
                     let shared = self.shared.clone();
                     self.next_probe = None;
-                    self.probe = Some(Box::pin(async move { shared.health_check().await.1 }));
+                    self.probe = Some(Box::pin(
+                        async move { shared.scheduled_health_check().await.1 },
+                    ));
                 }
                 Event::ProbeDone(unhealthy) => {
                     self.probe = None;

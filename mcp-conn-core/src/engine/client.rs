@@ -136,7 +136,10 @@ impl Client {
             self.send_request(method, params, opts).await
         };
         match &outcome {
-            Ok(_) => Counters::bump(&counters.requests_ok),
+            Ok(_) => {
+                Counters::bump(&counters.requests_ok);
+                *counters.last_ok.lock() = Some(Instant::now());
+            }
             Err(e) if e.is_timeout() => Counters::bump(&counters.requests_timed_out),
             Err(_) => Counters::bump(&counters.requests_failed),
         }
