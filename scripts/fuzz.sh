@@ -4,6 +4,8 @@
 #   scripts/fuzz.sh runs 10000000     # each target for 10 million executions
 #   scripts/fuzz.sh seconds 30        # each target for 30 seconds (the CI smoke)
 #   scripts/fuzz.sh runs 1000 jsonrpc # only the targets named
+# FUZZ_SEED=N fixes libFuzzer's random seed: with `runs`, a run is
+# reproducible (CI uses that, so its smoke cannot fail by chance).
 #
 # Needs the nightly toolchain (rustup) and cargo-fuzz; installs cargo-fuzz
 # when it is missing. Each run is bounded in memory (-rss_limit_mb, and
@@ -43,7 +45,7 @@ for target in "${targets[@]}"; do
     mkdir -p "$work"
     echo "== fuzz $target ($mode $amount)"
     if ! cargo +nightly fuzz run --release "$target" "$work" "corpus/$target" -- \
-        "$limit" -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 -print_final_stats=1 \
+        "$limit" -seed="${FUZZ_SEED:-0}" -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 -print_final_stats=1 \
         > "$work.log" 2>&1; then
         status=1
         tail -n 40 "$work.log"
