@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use mcp_conn_core::{Connection, ConnectionConfig};
 use mcp_conn_testkit::auth_server::{AuthServer, AuthServerConfig};
 use mcp_transport_http::oauth::{HeadlessConsent, OAuthProvider};
@@ -39,26 +37,9 @@ async fn attempt(srv: &AuthServer, oauth: &OAuthProvider) -> bool {
     outcome.is_ok()
 }
 
-/// Captures what is logged, for the no-secret check.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_in_the_logs() {
-    let captured = Captured::default();
+    let captured = common::CapturedLogs::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter("mcp_transport_http=trace,mcp_conn_core=trace")
@@ -86,13 +67,7 @@ async fn no_secret_in_the_logs() {
     srv.revoke_refresh_tokens();
     srv.configure(|c| c.deny = true);
     assert!(!attempt(&srv, &oauth).await);
-    let logs = String::from_utf8_lossy(
-        &captured
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("OAuth authorization failed"),
         "the failure is logged: {logs}"

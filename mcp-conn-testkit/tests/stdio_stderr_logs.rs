@@ -3,31 +3,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{fake, within, PidFile};
 use mcp_conn_core::Connection;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn stderr_lines_are_logged_with_the_connection_name() {
-    let captured = Captured::default();
+    let captured = common::CapturedLogs::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -44,13 +25,7 @@ async fn stderr_lines_are_logged_with_the_connection_name() {
     within("connect", conn.connect())
         .await
         .expect_err("the server exits");
-    let logs = String::from_utf8_lossy(
-        &captured
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    )
-    .into_owned();
+    let logs = captured.text();
     let line = logs
         .lines()
         .find(|l| l.contains("FAKE_API_KEY is not set"))

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use oauth2::basic::BasicTokenResponse;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RefreshToken, Scope};
 use url::Url;
 
@@ -326,6 +327,19 @@ impl Inner {
             .request_async(&self.http)
             .await
             .map_err(|e| token_error(&d.meta.token_endpoint, e))?;
+        Ok(self.store_grant(st, d, client, &resp, &scopes).await)
+    }
+
+    /// Keeps what a token endpoint granted, for this registration and
+    /// authorization server, and returns the access token.
+    async fn store_grant(
+        &self,
+        st: &mut State,
+        d: Discovered,
+        client: ClientRegistration,
+        resp: &BasicTokenResponse,
+        scopes: &[String],
+    ) -> String {
         let creds = StoredCredentials {
             client,
             authorization_endpoint: d.meta.authorization_endpoint.clone(),
@@ -337,8 +351,8 @@ impl Inner {
             scopes: Vec::new(),
             saved_at: 0,
         };
-        let creds = apply(creds, &resp, &scopes);
-        Ok(self.save(st, d.key, creds).await)
+        let creds = apply(creds, resp, scopes);
+        self.save(st, d.key, creds).await
     }
 
     /// The `client_credentials` grant: a token for the client itself.
@@ -372,19 +386,7 @@ impl Inner {
             .request_async(&self.http)
             .await
             .map_err(|e| token_error(&d.meta.token_endpoint, e))?;
-        let creds = StoredCredentials {
-            client,
-            authorization_endpoint: d.meta.authorization_endpoint.clone(),
-            token_endpoint: d.meta.token_endpoint.clone(),
-            resource_indicator: d.resource_indicator.clone(),
-            access_token: None,
-            refresh_token: None,
-            expires_at: None,
-            scopes: Vec::new(),
-            saved_at: 0,
-        };
-        let creds = apply(creds, &resp, &scopes);
-        Ok(self.save(st, d.key, creds).await)
+        Ok(self.store_grant(st, d, client, &resp, &scopes).await)
     }
 
     /// 401: refresh with the same authorization server if possible, else
