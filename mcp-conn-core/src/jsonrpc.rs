@@ -156,6 +156,89 @@ pub struct Request {
     pub method: String,
     /// The parameters, if any.
     pub params: Option<Value>,
+    /// Members of `params` written exactly as a peer sent them (a server's
+    /// `requestState`, echoed back byte for byte); empty for most requests.
+    raw: RawMembers,
+}
+
+impl Request {
+    /// A request with no raw members.
+    pub fn new(id: impl Into<RequestId>, method: impl Into<String>, params: Option<Value>) -> Self {
+        Request {
+            id: id.into(),
+            method: method.into(),
+            params,
+            raw: RawMembers::default(),
+        }
+    }
+
+    /// Adds the member `key` to `params`, written exactly as `value` is
+    /// (never parsed or re-serialised), after the members of
+    /// [`params`](Self::params) and replacing one of the same name there.
+    /// Used to echo a server's opaque value back unchanged.
+    ///
+    /// The one exception: a value whose text holds a line break (possible
+    /// only in the whitespace of an object or array, never in a string) is
+    /// written in its compact form, since a raw line break would end the
+    /// message on a line-delimited transport.
+    pub fn with_raw_param(mut self, key: impl Into<String>, value: Box<RawValue>) -> Self {
+        let key = key.into();
+        let value = if value.get().contains(['\n', '\r']) {
+            serde_json::from_str::<Value>(value.get())
+                .ok()
+                .and_then(|v| serde_json::value::to_raw_value(&v).ok())
+                .unwrap_or(value)
+        } else {
+            value
+        };
+        self.raw.0.retain(|(k, _)| *k != key);
+        self.raw.0.push((key, value));
+        self
+    }
+
+    /// The raw member `key` added by [`with_raw_param`](Self::with_raw_param).
+    pub fn raw_param(&self, key: &str) -> Option<&RawValue> {
+        self.raw.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+}
+
+/// The raw members of a request's `params`, in order.
+#[derive(Debug, Clone, Default)]
+struct RawMembers(Vec<(String, Box<RawValue>)>);
+
+impl PartialEq for RawMembers {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|((k, v), (k2, v2))| k == k2 && v.get() == v2.get())
+    }
+}
+
+/// `params` with the raw members written after its own (which lose a
+/// member of the same name).
+struct ParamsWithRaw<'a> {
+    params: Option<&'a Value>,
+    raw: &'a RawMembers,
+}
+
+impl Serialize for ParamsWithRaw<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        if let Some(Value::Object(members)) = self.params {
+            for (k, v) in members {
+                if !self.raw.0.iter().any(|(raw, _)| raw == k) {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+        }
+        for (k, v) in &self.raw.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 /// A notification: no id, never answered.
@@ -247,11 +330,7 @@ impl Message {
         method: impl Into<String>,
         params: Option<Value>,
     ) -> Self {
-        Message::Request(Request {
-            id: id.into(),
-            method: method.into(),
-            params,
-        })
+        Message::Request(Request::new(id, method, params))
     }
 
     /// A notification message.
@@ -381,11 +460,7 @@ impl RawMessage {
                     method,
                     params: self.params,
                 })),
-                Some(Some(id)) => Ok(Message::Request(Request {
-                    id,
-                    method,
-                    params: self.params,
-                })),
+                Some(Some(id)) => Ok(Message::Request(Request::new(id, method, self.params))),
                 Some(None) => bad("a request id must not be null"),
             },
             (None, Some(result), None) => match self.id {
@@ -413,8 +488,20 @@ impl Serialize for Message {
             Message::Request(r) => {
                 map.serialize_entry("id", &r.id)?;
                 map.serialize_entry("method", &r.method)?;
-                if let Some(p) = &r.params {
-                    map.serialize_entry("params", p)?;
+                match (&r.params, r.raw.0.is_empty()) {
+                    (Some(p), true) => map.serialize_entry("params", p)?,
+                    (None, true) => {}
+                    // Raw members need an object to live in; params that are
+                    // not one (an array) keep their form and the raw
+                    // members are dropped.
+                    (Some(p), false) if !p.is_object() => map.serialize_entry("params", p)?,
+                    (params, false) => map.serialize_entry(
+                        "params",
+                        &ParamsWithRaw {
+                            params: params.as_ref(),
+                            raw: &r.raw,
+                        },
+                    )?,
                 }
             }
             Message::Notification(n) => {
@@ -462,6 +549,27 @@ mod tests {
 
     fn parse(v: Value) -> Result<Message, ParseError> {
         Message::from_slice(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn raw_params_are_written_as_given_and_replace_their_namesake() {
+        let raw = |t: &str| RawValue::from_string(t.to_owned()).expect("valid JSON");
+        let req = Request::new(1, "m", Some(json!({"a": 1, "s": "old"})))
+            .with_raw_param("s", raw(r#""\u00e9""#));
+        let text = String::from_utf8(Message::Request(req.clone()).to_vec()).expect("utf8");
+        assert_eq!(
+            text,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"a":1,"s":"\u00e9"}}"#
+        );
+        assert_eq!(req.raw_param("s").map(RawValue::get), Some(r#""\u00e9""#));
+        // No params: the raw members make them.
+        let req = Request::new(2, "m", None).with_raw_param("s", raw("7"));
+        let text = String::from_utf8(Message::Request(req).to_vec()).expect("utf8");
+        assert!(text.ends_with(r#""params":{"s":7}}"#), "{text}");
+        // Array params cannot hold them: left as they are.
+        let req = Request::new(3, "m", Some(json!([1]))).with_raw_param("s", raw("7"));
+        let text = String::from_utf8(Message::Request(req).to_vec()).expect("utf8");
+        assert!(text.ends_with(r#""params":[1]}"#), "{text}");
     }
 
     #[test]

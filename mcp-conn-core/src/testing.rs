@@ -204,6 +204,7 @@ impl Transport for MockTransport {
         let (to_client, from_server) = mpsc::channel(LINK_BUFFER);
         let link = MockLink {
             rx: from_client,
+            last_text: String::new(),
             tx: to_client,
         };
         if let Some(fake) = &self.shared.fake {
@@ -247,7 +248,7 @@ impl MockServer {
 }
 
 struct MockTx {
-    tx: Option<mpsc::Sender<Message>>,
+    tx: Option<mpsc::Sender<(Message, String)>>,
 }
 
 #[async_trait]
@@ -256,9 +257,10 @@ impl LinkTx for MockTx {
         let tx = self.tx.as_ref().ok_or(TransportError::Closed)?;
         // A real transport serialises: do the same so the test sees exactly
         // what would go on the wire.
-        let msg = Message::from_slice(&msg.to_vec())
+        let text = String::from_utf8_lossy(&msg.to_vec()).into_owned();
+        let msg = Message::from_slice(text.as_bytes())
             .map_err(|e| TransportError::Protocol(e.to_string()))?;
-        tx.send(msg).await.map_err(|_| TransportError::Eof)
+        tx.send((msg, text)).await.map_err(|_| TransportError::Eof)
     }
 
     async fn close(&mut self, _grace: Duration) -> Result<(), TransportError> {
@@ -303,14 +305,24 @@ impl LinkRx for MockRx {
 /// The server's end of one mock link.
 #[derive(Debug)]
 pub struct MockLink {
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::Receiver<(Message, String)>,
+    /// The wire text of the message `recv` returned last.
+    last_text: String,
     tx: mpsc::Sender<ServerItem>,
 }
 
 impl MockLink {
     /// The next message from the client; `None` once the client closed the link.
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
+        let (msg, text) = self.rx.recv().await?;
+        self.last_text = text;
+        Some(msg)
+    }
+
+    /// The text, exactly as the client wrote it, of the message the last
+    /// [`recv`](Self::recv) (or `expect_*`) returned.
+    pub fn last_text(&self) -> &str {
+        &self.last_text
     }
 
     /// The next message, which must be a request.

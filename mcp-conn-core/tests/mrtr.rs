@@ -120,6 +120,51 @@ async fn several_rounds_echo_the_state_with_new_ids_and_the_caller_sees_one_call
     assert_eq!(result.expect("one call").text(), "done");
 }
 
+/// The server's `requestState` as it wrote it: escapes that a parse and
+/// re-serialise would change (`\u00e9`, `\/`, a surrogate pair).
+const ESCAPED_STATE: &str = r#""caf\u00e9 \/ \ud83d\ude00 x""#;
+
+#[tokio::test(start_paused = true)]
+async fn the_request_state_goes_back_byte_for_byte() {
+    let (_conn, _s, client, mut link) = stateless(with_elicitation()).await;
+    let (result, ()) = tokio::join!(client.call_tool("t", json!({})), async {
+        let first = link.expect_method("tools/call").await;
+        let id = serde_json::to_string(&first.id).expect("id");
+        link.send_raw(format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"resultType":"input_required","inputRequests":{{"q":{{"method":"elicitation/create","params":{{"message":"m","requestedSchema":{{"type":"object","properties":{{}}}}}}}}}},"requestState":{ESCAPED_STATE}}}}}"#
+        ))
+        .await;
+        let second = link.expect_method("tools/call").await;
+        let wire = link.last_text().to_owned();
+        assert!(
+            wire.contains(&format!(r#""requestState":{ESCAPED_STATE}"#)),
+            "echoed unchanged: {wire}"
+        );
+        assert_eq!(
+            wire.matches("requestState").count(),
+            1,
+            "exactly once: {wire}"
+        );
+        // An object state with a line break in its whitespace: compacted,
+        // since a raw line break would end the message on stdio.
+        let id = serde_json::to_string(&second.id).expect("id");
+        link.send_raw(format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"resultType\":\"input_required\",\"inputRequests\":{{}},\"requestState\":{{\"a\":\n1}}}}}}"
+        ))
+        .await;
+        let third = link.expect_method("tools/call").await;
+        let wire = link.last_text().to_owned();
+        assert!(!wire.contains('\n'), "one line: {wire}");
+        assert!(wire.contains(r#""requestState":{"a":1}"#), "{wire}");
+        link.respond(
+            third.id,
+            json!({"content": [{"type": "text", "text": "done"}]}),
+        )
+        .await;
+    });
+    assert_eq!(result.expect("one call").text(), "done");
+}
+
 #[tokio::test(start_paused = true)]
 async fn parallel_requests_keep_their_rounds_to_themselves() {
     let (_conn, _s, client, mut link) = stateless(with_elicitation()).await;

@@ -154,16 +154,18 @@ impl Client {
         params: Option<Value>,
         opts: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
-        self.send_request_as(method, params, opts, self.inner.stateless.get())
+        self.send_request_as(method, params, None, opts, self.inner.stateless.get())
             .await
     }
 
     /// [`Client::send_request`] with the stateless `_meta` given (the era
-    /// probe sends it before the session knows its era).
+    /// probe sends it before the session knows its era) and a server's
+    /// `requestState` to echo, written raw.
     pub(super) async fn send_request_as(
         &self,
         method: &str,
         mut params: Option<Value>,
+        request_state: Option<&RawValue>,
         opts: &RequestOptions,
         stateless: Option<&super::stateless::StatelessMeta>,
     ) -> Result<Box<RawValue>, Error> {
@@ -201,11 +203,11 @@ impl Client {
             cancellable: method != "initialize",
             armed: true,
         };
-        let msg = Message::Request(Request {
-            id,
-            method: method.to_owned(),
-            params,
-        });
+        let mut request = Request::new(id, method, params);
+        if let Some(state) = request_state {
+            request = request.with_raw_param("requestState", state.to_owned());
+        }
+        let msg = Message::Request(request);
         if inner.out.send(msg).await.is_err() {
             guard.armed = false;
             inner.pending().map.remove(&guard.id);

@@ -124,7 +124,7 @@ async fn probe(
         let meta = StatelessMeta::new(&offered, &plan.capabilities, plan.client_info);
         let opts = RequestOptions::new().timeout(timeout);
         let outcome = client
-            .send_request_as("server/discover", None, &opts, Some(&meta))
+            .send_request_as("server/discover", None, None, &opts, Some(&meta))
             .await;
         let supported: Vec<String> = match outcome {
             Ok(raw) => {

@@ -116,20 +116,16 @@ impl Client {
         let mut round: Option<Round> = None;
         for n in 0..=MAX_INPUT_ROUNDS {
             let mut this = params.clone();
-            if let Some((responses, state)) = &round {
+            let mut state = None;
+            if let Some((responses, request_state)) = &round {
                 let obj = this.get_or_insert_with(|| Value::Object(Map::new()));
                 if let Some(obj) = obj.as_object_mut() {
                     obj.insert("inputResponses".into(), Value::Object(responses.clone()));
-                    if let Some(state) = state {
-                        // The server's exact value (a JSON string): parsed
-                        // only to embed it, never inspected.
-                        let state: Value = serde_json::from_str(state.get())
-                            .unwrap_or_else(|_| Value::String(state.get().to_owned()));
-                        obj.insert("requestState".into(), state);
-                    }
+                    // The server's exact bytes, never parsed: written raw.
+                    state = request_state.as_deref();
                 }
             }
-            let raw = self.send_reissuing(method, this, opts).await?;
+            let raw = self.send_reissuing(method, this, state, opts).await?;
             let kind: Option<String> = serde_json::from_str::<Kind>(raw.get())
                 .ok()
                 .and_then(|k| k.result_type);
@@ -168,11 +164,16 @@ impl Client {
         &self,
         method: &str,
         params: Option<Value>,
+        request_state: Option<&RawValue>,
         opts: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         let mut reissues = 0;
         loop {
-            match self.send_request(method, params.clone(), opts).await {
+            let stateless = self.inner.stateless.get();
+            match self
+                .send_request_as(method, params.clone(), request_state, opts, stateless)
+                .await
+            {
                 Err(Error::Transport { source, .. })
                     if matches!(source, TransportError::Io(_) | TransportError::Eof) =>
                 {
