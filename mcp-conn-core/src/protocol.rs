@@ -197,6 +197,9 @@ pub struct ListToolsResult {
     /// The cursor of the next page, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// 2026-07-28: how long the list may be cached, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 /// The result of `tools/call`. `is_error: true` is a tool failure reported as

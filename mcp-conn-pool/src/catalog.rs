@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use futures_util::StreamExt;
 use mcp_conn_core::protocol::Tool;
@@ -114,9 +115,17 @@ impl ToolSetDiff {
 /// Which session and which `list_changed` count a cached list belongs to.
 type Generation = (u64, u64);
 
+/// One server's cached tool list.
+struct Cached {
+    generation: Generation,
+    tools: Vec<Tool>,
+    /// When the server's `ttlMs` (2026-07-28) runs out, if it gave one.
+    expires: Option<Instant>,
+}
+
 pub(crate) struct Catalog {
     separator: String,
-    cache: Mutex<HashMap<String, (Generation, Vec<Tool>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
     routes: Mutex<HashMap<String, (String, String)>>,
 }
 
@@ -140,8 +149,9 @@ impl Catalog {
     }
 
     /// A server's tools: from the cache while its session and
-    /// `list_changed` count are unchanged, else listed again. When a list
-    /// was cached before and the new one differs, the difference comes too.
+    /// `list_changed` count are unchanged and the list's `ttlMs` (if the
+    /// server gave one) has not run out, else listed again. When a list was
+    /// cached before and the new one differs, the difference comes too.
     async fn fetch(
         &self,
         name: &str,
@@ -149,18 +159,21 @@ impl Catalog {
     ) -> Result<(Vec<Tool>, Option<ToolSetDiff>), mcp_conn_core::Error> {
         let info = conn.info();
         let generation = (info.connection_count, info.metrics.tools_list_changed);
-        if let Some((g, tools)) = self.cache.lock().get(name) {
-            if *g == generation {
-                return Ok((tools.clone(), None));
+        if let Some(c) = self.cache.lock().get(name) {
+            let fresh = c.expires.map_or(true, |at| Instant::now() < at);
+            if c.generation == generation && fresh {
+                return Ok((c.tools.clone(), None));
             }
         }
-        let tools = conn.client()?.list_tools().await?;
-        let old = self
-            .cache
-            .lock()
-            .insert(name.to_owned(), (generation, tools.clone()));
+        let (tools, ttl) = conn.client()?.list_tools_for_caching().await?;
+        let cached = Cached {
+            generation,
+            tools: tools.clone(),
+            expires: ttl.and_then(|ttl| Instant::now().checked_add(ttl)),
+        };
+        let old = self.cache.lock().insert(name.to_owned(), cached);
         let diff = old
-            .map(|(_, old)| ToolSetDiff::between(&old, &tools))
+            .map(|old| ToolSetDiff::between(&old.tools, &tools))
             .filter(|d| !d.is_empty());
         Ok((tools, diff))
     }

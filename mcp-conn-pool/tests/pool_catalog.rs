@@ -312,3 +312,51 @@ async fn without_the_monitor_list_tools_reports_the_change() {
     assert_eq!(next_diff(&mut events).await.added, ["b"]);
     pool.shutdown().await;
 }
+
+/// A list's `ttlMs` (2026-07-28) bounds how long the catalog serves it
+/// from the cache; after that the next `list_tools` lists again. No timer:
+/// nothing is sent while nobody asks.
+#[tokio::test(start_paused = true)]
+async fn a_list_ttl_expires_the_cached_list() {
+    let pool = ConnectionPool::new();
+    let (transport, mut server) = MockTransport::pair();
+    pool.insert("s", transport).expect("added");
+    let (lists_tx, mut lists) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut link = server.accept().await;
+        link.handshake().await;
+        let mut version = 0;
+        while let Some(msg) = link.recv().await {
+            if let Message::Request(r) = msg {
+                if r.method == "tools/list" {
+                    version += 1;
+                    let _ = lists_tx.send(version);
+                    link.respond(
+                        r.id,
+                        json!({"tools": [{"name": format!("tool_v{version}"), "inputSchema": {}}], "ttlMs": 60_000}),
+                    )
+                    .await;
+                }
+            }
+        }
+    });
+    pool.connect_all().await;
+    assert_eq!(
+        pool.list_tools().await.tools[0].qualified_name,
+        "s__tool_v1"
+    );
+    assert_eq!(lists.recv().await, Some(1));
+    tokio::time::advance(Duration::from_secs(59)).await;
+    assert_eq!(
+        pool.list_tools().await.tools[0].qualified_name,
+        "s__tool_v1"
+    );
+    assert!(lists.try_recv().is_err(), "within the ttl: from the cache");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(
+        pool.list_tools().await.tools[0].qualified_name,
+        "s__tool_v2",
+        "past the ttl: listed again"
+    );
+    assert_eq!(lists.recv().await, Some(2));
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -368,9 +369,22 @@ impl Client {
 
     /// Lists every tool, following pagination to the end.
     pub async fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+        Ok(self.list_tools_for_caching().await?.0)
+    }
+
+    /// [`list_tools`](Self::list_tools), with how long the server says the
+    /// list may be cached (2026-07-28 `ttlMs`; the shortest over the pages;
+    /// `None` when the server gave none).
+    pub async fn list_tools_for_caching(&self) -> Result<(Vec<Tool>, Option<Duration>), Error> {
         self.require("tools/list", "tools", self.caps().tools.is_some())?;
+        let mut ttl: Option<u64> = None;
         let mut tools = self
-            .list_all("tools/list", |p: ListToolsResult| (p.tools, p.next_cursor))
+            .list_all("tools/list", |p: ListToolsResult| {
+                if let Some(t) = p.ttl_ms {
+                    ttl = Some(ttl.map_or(t, |old| old.min(t)));
+                }
+                (p.tools, p.next_cursor)
+            })
             .await?;
         if self.is_stateless() {
             // A tool whose `x-mcp-header` annotations are invalid must not be
@@ -383,7 +397,7 @@ impl Client {
                 }
             });
         }
-        Ok(tools)
+        Ok((tools, ttl.map(Duration::from_millis)))
     }
 
     /// Calls a tool. `arguments` must be a JSON object, or `Null` for none;
