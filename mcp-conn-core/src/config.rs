@@ -117,6 +117,16 @@ pub struct ConnectionConfig {
     /// slow server. The wait is visible as `RequestMetrics::queued`.
     /// Default `None`: no limit.
     pub max_in_flight: Option<usize>,
+    /// Safe replay: a request sent through the [`crate::Connection`]'s own
+    /// methods (`call_tool`, `list_tools`, `read_resource`, …) whose link
+    /// died before its answer is sent once more on the new link, if it is
+    /// safe to repeat: `ping`, the list methods, `resources/read`,
+    /// `prompts/get`, and a `tools/call` that the caller marked
+    /// [`idempotent`](crate::RequestOptions::idempotent) or whose tool was
+    /// listed with `readOnlyHint` or `idempotentHint`. Every other request
+    /// fails with [`crate::Error::ConnectionLost`] as without it. Default
+    /// `false`.
+    pub replay_after_reconnect: bool,
     /// The name and version sent in `initialize` (handshake era) or in
     /// every request's `_meta` (stateless era). Default: this crate's.
     pub client_info: Implementation,
@@ -272,6 +282,7 @@ impl Default for ConnectionConfig {
             during_backoff: DuringBackoff::FailFast,
             restart_budget: None,
             max_in_flight: None,
+            replay_after_reconnect: false,
             client_info: Implementation::default(),
             protocol: ProtocolPreference::Auto,
             era_probe_timeout: Duration::from_secs(5),
@@ -308,6 +319,7 @@ impl std::fmt::Debug for ConnectionConfig {
             .field("during_backoff", &self.during_backoff)
             .field("restart_budget", &self.restart_budget)
             .field("max_in_flight", &self.max_in_flight)
+            .field("replay_after_reconnect", &self.replay_after_reconnect)
             .field("client_info", &self.client_info)
             .field("protocol", &self.protocol)
             .field("era_probe_timeout", &self.era_probe_timeout)

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use mcp_conn_core::protocol::CallToolResult;
 use mcp_conn_core::{
-    Client, Connection, ConnectionConfig, ConnectionInfo, ConnectionStatus, Transport,
+    Client, Connection, ConnectionConfig, ConnectionInfo, ConnectionStatus, RequestOptions,
+    Transport,
 };
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
@@ -409,6 +410,21 @@ impl ConnectionPool {
         qualified: &str,
         arguments: Value,
     ) -> Result<CallToolResult, Error> {
+        self.call_tool_with(qualified, arguments, &RequestOptions::default())
+            .await
+    }
+
+    /// [`ConnectionPool::call_tool`] with options: a timeout, progress, or
+    /// [`RequestOptions::idempotent`], which lets a server's
+    /// [`replay_after_reconnect`](mcp_conn_core::ConnectionConfig::replay_after_reconnect)
+    /// send the call again on a new link when the old one died before the
+    /// answer.
+    pub async fn call_tool_with(
+        &self,
+        qualified: &str,
+        arguments: Value,
+        opts: &RequestOptions,
+    ) -> Result<CallToolResult, Error> {
         let route = match self.inner.catalog.route(qualified) {
             Some(route) => Some(route),
             None => {
@@ -419,7 +435,8 @@ impl ConnectionPool {
         let (server, tool) = route.ok_or_else(|| Error::UnknownTool {
             qualified: qualified.to_owned(),
         })?;
-        self.call_tool_on(&server, &tool, arguments).await
+        self.call_tool_on_with(&server, &tool, arguments, opts)
+            .await
     }
 
     /// Calls `tool` on `server`, connecting it first if need be (as
@@ -430,8 +447,23 @@ impl ConnectionPool {
         tool: &str,
         arguments: Value,
     ) -> Result<CallToolResult, Error> {
-        let client = self.client(server).await?;
-        Ok(client.call_tool(tool, arguments).await?)
+        self.call_tool_on_with(server, tool, arguments, &RequestOptions::default())
+            .await
+    }
+
+    /// [`ConnectionPool::call_tool_on`] with options (see
+    /// [`ConnectionPool::call_tool_with`]).
+    pub async fn call_tool_on_with(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Value,
+        opts: &RequestOptions,
+    ) -> Result<CallToolResult, Error> {
+        let conn = self.get(server).ok_or_else(|| Error::UnknownServer {
+            name: server.to_owned(),
+        })?;
+        Ok(conn.call_tool_with(tool, arguments, opts).await?)
     }
 
     /// A pool of the enabled servers of an `mcpServers` document, with the

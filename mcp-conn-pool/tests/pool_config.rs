@@ -322,7 +322,7 @@ fn variables_take_defaults_and_escapes_as_hosts_write_them() {
 #[test]
 fn a_restart_budget_can_be_configured() {
     let servers = parse(
-        r#"{"mcpServers": {"a": {"command": "x", "connection": {"max_restarts": 5, "restart_window": 60, "max_in_flight": 4}}, "b": {"command": "y", "connection": {"max_restarts": 2}}}}"#,
+        r#"{"mcpServers": {"a": {"command": "x", "connection": {"max_restarts": 5, "restart_window": 60, "max_in_flight": 4, "replay_after_reconnect": true}}, "b": {"command": "y", "connection": {"max_restarts": 2}}}}"#,
     )
     .expect("parses");
     let budget = |i: usize| servers[i].connection.restart_budget.expect("a budget");
@@ -332,6 +332,8 @@ fn a_restart_budget_can_be_configured() {
     );
     assert_eq!(budget(1).window, Duration::from_secs(600));
     assert_eq!(servers[0].connection.max_in_flight, Some(4));
+    assert!(servers[0].connection.replay_after_reconnect);
+    assert!(!servers[1].connection.replay_after_reconnect);
     for (json, want) in [
         (
             r#"{"mcpServers": {"a": {"command": "x", "connection": {"restart_window": 60}}}}"#,

@@ -23,6 +23,7 @@ use crate::notification::ServerNotification;
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
 use crate::transport::Transport;
 
+mod replay;
 mod state;
 mod supervisor;
 
@@ -151,6 +152,7 @@ impl Connection {
                     ..Counters::default()
                 }),
                 notifications,
+                tool_hints: Arc::default(),
             }),
             commands: Mutex::new(None),
         }

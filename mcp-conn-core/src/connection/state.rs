@@ -54,6 +54,8 @@ pub(super) struct Shared {
     pub(super) state: Mutex<State>,
     pub(super) counters: Arc<Counters>,
     pub(super) notifications: broadcast::Sender<ServerNotification>,
+    /// What the last tool listing said about repeating each tool.
+    pub(super) tool_hints: Arc<crate::engine::ToolHints>,
 }
 
 impl Shared {
@@ -114,6 +116,7 @@ impl Shared {
             max_server_requests: self.config.max_concurrent_server_requests,
             close_grace: self.config.close_grace,
             on_link_lost: Some(self.link_lost_hook()),
+            tool_hints: self.tool_hints.clone(),
         }
     }
 

@@ -84,6 +84,12 @@ impl Client {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// Whether the last tool listing (of any session of this connection)
+    /// annotated `tool` as read-only or idempotent.
+    pub(crate) fn tool_is_repeatable(&self, tool: &str) -> bool {
+        self.inner.tool_hints.repeatable(tool)
+    }
+
     /// Whether the session is still live (its link has not ended).
     pub fn is_open(&self) -> bool {
         self.inner.terminal().is_none()
@@ -397,6 +403,7 @@ impl Client {
                 }
             });
         }
+        self.inner.tool_hints.learn(&tools);
         Ok((tools, ttl.map(Duration::from_millis)))
     }
 

@@ -8,6 +8,7 @@
 
 mod client;
 mod handshake;
+mod hints;
 mod listen;
 mod options;
 mod pending;
@@ -17,6 +18,7 @@ mod stateless;
 
 pub use client::Client;
 pub(crate) use handshake::{open_era, EraPlan};
+pub(crate) use hints::ToolHints;
 pub(crate) use listen::ListenFilter;
 pub use options::{Progress, ProgressCallback, RequestOptions};
 pub(crate) use session::{EngineConfig, LinkLostHook, ReaderExit, Session};

@@ -42,6 +42,11 @@ pub struct RequestOptions {
     /// (`_meta["io.modelcontextprotocol/logLevel"]`); ignored in the
     /// handshake era (use [`crate::Client::set_logging_level`]).
     pub log_level: Option<crate::protocol::LoggingLevel>,
+    /// The caller's word that this `tools/call` may run twice without harm:
+    /// with [`crate::ConnectionConfig::replay_after_reconnect`] on,
+    /// [`crate::Connection::call_tool_with`] may send it again on the new
+    /// link when the link died before the answer. Ignored otherwise.
+    pub idempotent: bool,
 }
 
 impl fmt::Debug for RequestOptions {
@@ -51,6 +56,7 @@ impl fmt::Debug for RequestOptions {
             .field("on_progress", &self.on_progress.is_some())
             .field("max_total_timeout", &self.max_total_timeout)
             .field("log_level", &self.log_level)
+            .field("idempotent", &self.idempotent)
             .finish()
     }
 }
@@ -80,6 +86,14 @@ impl RequestOptions {
     #[must_use]
     pub fn log_level(mut self, level: crate::protocol::LoggingLevel) -> Self {
         self.log_level = Some(level);
+        self
+    }
+
+    /// Marks a tool call as safe to repeat (see
+    /// [`RequestOptions::idempotent`](Self#structfield.idempotent)).
+    #[must_use]
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
         self
     }
 

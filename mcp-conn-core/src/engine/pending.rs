@@ -64,6 +64,8 @@ pub(super) struct ClientInner {
     pub(super) stateless: OnceLock<super::stateless::StatelessMeta>,
     /// Answer the input requests of `input_required` results.
     pub(super) handlers: crate::handler::ClientHandlers,
+    /// The tools' replay hints, shared by the connection's sessions.
+    pub(super) tool_hints: Arc<super::ToolHints>,
 }
 
 impl ClientInner {

@@ -46,6 +46,8 @@ pub(crate) struct EngineConfig {
     /// Called once, when the link is first found lost (before any pending
     /// request hears of it), so the connection's status changes first.
     pub(crate) on_link_lost: Option<LinkLostHook>,
+    /// Shared by the connection's sessions (safe replay reads it).
+    pub(crate) tool_hints: Arc<super::ToolHints>,
 }
 
 /// See [`EngineConfig::on_link_lost`].
@@ -98,6 +100,7 @@ impl Session {
             on_link_lost: config.on_link_lost.clone(),
             stateless: OnceLock::new(),
             handlers: config.handlers.clone(),
+            tool_hints: config.tool_hints.clone(),
         });
         let stop_writer = CancellationToken::new();
         let stop_reader = CancellationToken::new();

@@ -36,7 +36,8 @@
 //! - `connection` overrides [`ConnectionConfig`] fields (durations in
 //!   seconds: finite, not negative, at most [`MAX_DURATION`]);
 //!   `max_restarts` with `restart_window` (seconds, default 600) set the
-//!   restart budget; `max_in_flight` bounds the requests in flight to it.
+//!   restart budget; `max_in_flight` bounds the requests in flight to it;
+//!   `replay_after_reconnect` (a boolean) turns on safe replay.
 //! - Other keys a host adds are ignored.
 //!
 //! Errors name the exact field: `mcpServers.fs.args[2]: expected a string`.
@@ -309,9 +310,10 @@ pub(crate) struct Overrides {
     request_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "seconds")]
     health_check_timeout: Option<Duration>,
-    /// With `restart_window`: the restart budget.
     #[serde(default, deserialize_with = "whole_number")]
     max_in_flight: Option<u32>,
+    replay_after_reconnect: Option<bool>,
+    /// With `restart_window`: the restart budget.
     #[serde(default, deserialize_with = "whole_number")]
     max_restarts: Option<u32>,
     #[serde(default, deserialize_with = "seconds")]
@@ -382,6 +384,9 @@ impl Overrides {
         set(&mut c.health_check_timeout, self.health_check_timeout);
         if let Some(n) = self.max_in_flight {
             c.max_in_flight = Some(n as usize);
+        }
+        if let Some(v) = self.replay_after_reconnect {
+            c.replay_after_reconnect = v;
         }
         if let Some(max_restarts) = self.max_restarts {
             c.restart_budget = Some(mcp_conn_core::RestartBudget {
