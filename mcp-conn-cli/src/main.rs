@@ -50,7 +50,11 @@ enum Command {
     /// server cannot be reached, 2 for a usage or config error.
     Call(CallArgs),
     /// Keeps every server connected and monitored, and prints status changes
-    /// and failed probes as they happen. Ctrl-C stops it cleanly.
+    /// and failed probes as they happen. The config files it read are read
+    /// again every second: a change is applied to the running servers
+    /// (added ones started, removed ones stopped, changed ones restarted,
+    /// the others untouched); a broken file changes nothing. Ctrl-C stops
+    /// it cleanly.
     Watch(WatchArgs),
 }
 

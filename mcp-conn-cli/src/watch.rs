@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use console::Term;
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_conn_core::ConnectionConfig;
-use mcp_conn_pool::{ConnectionPool, PoolEvent};
+use mcp_conn_pool::{ConfigChanges, ConnectionPool, PoolEvent};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::check::{describe, pool_of};
@@ -55,15 +55,69 @@ impl Screen {
     }
 }
 
+/// The contents of the files a config was read from, to see them change.
+fn snapshot(loaded: &hosts::Loaded) -> Vec<Option<String>> {
+    loaded
+        .sources
+        .iter()
+        .map(|s| std::fs::read_to_string(&s.path).ok())
+        .collect()
+}
+
+/// What a reload changed, in one line.
+fn describe_changes(changes: &ConfigChanges) -> String {
+    if changes.is_empty() {
+        return "config reloaded: nothing to change".into();
+    }
+    let mut parts = Vec::new();
+    for (what, names) in [
+        ("added", &changes.added),
+        ("removed", &changes.removed),
+        ("changed", &changes.changed),
+    ] {
+        if !names.is_empty() {
+            parts.push(format!("{what} {}", names.join(", ")));
+        }
+    }
+    format!("config reloaded: {}", parts.join("; "))
+}
+
+/// Reads the configs again and applies them to the running pool (hot
+/// reload: only what changed is touched).
+async fn reload(args: &WatchArgs, pool: &ConnectionPool, timeout: Duration) -> String {
+    let loaded = match hosts::load(&args.configs.configs, &ConnectionConfig::default()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            return format!("config change refused ({e}); the servers keep running as they were")
+        }
+    };
+    let servers = loaded
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let mut server = entry.server;
+            server.connection = settings(server.connection, timeout);
+            server
+        })
+        .collect();
+    match pool.apply_servers(servers).await {
+        Ok(changes) => describe_changes(&changes),
+        Err(e) => format!("config change refused ({e}); the servers keep running as they were"),
+    }
+}
+
+/// The servers' own settings (reconnects on), connecting within `timeout`.
+fn settings(mut c: ConnectionConfig, timeout: Duration) -> ConnectionConfig {
+    c.connection_timeout = timeout;
+    c
+}
+
 pub(crate) async fn run(args: WatchArgs) -> Outcome {
     let timeout = args.configs.timeout();
     let loaded = hosts::load(&args.configs.configs, &ConnectionConfig::default())?;
     eprintln!("{}", loaded.describe());
-    // The servers' own settings (reconnects on), connecting within --timeout.
-    let pool = pool_of(&loaded, 8, |mut c| {
-        c.connection_timeout = timeout;
-        c
-    })?;
+    let mut files = snapshot(&loaded);
+    let pool = pool_of(&loaded, 8, |c| settings(c, timeout))?;
     let mut interrupt = Interrupt::new();
     let mut events = pool.subscribe();
     let screen = Screen {
@@ -119,12 +173,24 @@ pub(crate) async fn run(args: WatchArgs) -> Outcome {
     tokio::pin!(stop);
     let mut refresh = tokio::time::interval(Duration::from_secs(5));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The config files are read again every second; a change is applied.
+    let mut reread = tokio::time::interval(Duration::from_secs(1));
+    reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interrupted = loop {
         tokio::select! {
             () = interrupt.recv() => break true,
             () = &mut stop => break false,
             _ = refresh.tick() => {
                 if screen.bar.is_some() {
+                    screen.summary(summary(&pool));
+                }
+            }
+            _ = reread.tick() => {
+                let now = snapshot(&loaded);
+                if now != files {
+                    files = now;
+                    let said = reload(&args, &pool, timeout).await;
+                    screen.line(format!("{} {said}", clock()));
                     screen.summary(summary(&pool));
                 }
             }

@@ -508,6 +508,30 @@ fn watch_prints_changes_and_stops_cleanly_on_ctrl_c() {
         seen.iter().any(|l| l.contains("2 servers: 1 connected")),
         "{seen:?}"
     );
+    // Hot reload: a broken file changes nothing; then `gone` is removed and
+    // `w2` added, and `w` is not touched.
+    let mut wait_for = |what: &str| {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let found = line.contains(what);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+        panic!("no line with {what:?}: {seen:?}");
+    };
+    std::fs::write(&path, "{not json").unwrap();
+    wait_for("config change refused");
+    let pidfile2 = dir.0.join("w2.pid");
+    let config = json!({"mcpServers": {"w": fake("normal", Some(&pidfile)), "w2": fake("normal", Some(&pidfile2))}});
+    std::fs::write(&path, config.to_string()).unwrap();
+    wait_for("config reloaded: added w2; removed gone");
+    wait_for("2 servers: 2 connected");
+    assert!(
+        !seen.iter().any(|l| l.contains("w: connected -> ")),
+        "w untouched: {seen:?}"
+    );
     // `timeout` passes SIGINT on to mcp-conn.
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -518,11 +542,13 @@ fn watch_prints_changes_and_stops_cleanly_on_ctrl_c() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped;")), "{rest:?}");
-    let (pid, _) = leaks::read_pidfile(&pidfile).expect("pid");
-    assert!(
-        !leaks::is_alive(pid),
-        "server {pid} still runs after Ctrl-C"
-    );
+    for pidfile in [&pidfile, &pidfile2] {
+        let (pid, _) = leaks::read_pidfile(pidfile).expect("pid");
+        assert!(
+            !leaks::is_alive(pid),
+            "server {pid} still runs after Ctrl-C"
+        );
+    }
 }
 
 fn help_for_every_subcommand() {

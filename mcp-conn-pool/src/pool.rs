@@ -544,13 +544,23 @@ impl ConnectionPool {
         json: &str,
         context: &crate::ConfigContext,
     ) -> Result<crate::ConfigChanges, Error> {
-        let _one_at_a_time = self.inner.applying.lock().await;
         let servers = crate::parse_config_with(
             json,
             &self.inner.config.default_connection,
             |v| std::env::var(v).ok(),
             context,
         )?;
+        self.apply_servers(servers).await
+    }
+
+    /// [`ConnectionPool::apply_config_str`] for servers already read (as
+    /// [`crate::parse_config`] gives them; disabled ones count as absent):
+    /// for a host that merges several files into one pool.
+    pub async fn apply_servers(
+        &self,
+        servers: Vec<ServerConfig>,
+    ) -> Result<crate::ConfigChanges, Error> {
+        let _one_at_a_time = self.inner.applying.lock().await;
         let enabled: Vec<ServerConfig> = servers.into_iter().filter(|s| !s.disabled).collect();
         let plan = {
             let current = self.inner.from_config.lock();
