@@ -23,6 +23,31 @@ else
     echo "install-test-servers: python3 not found; the Python interop tests will be skipped"
 fi
 
+# The rmcp (official Rust SDK) server of interop/rmcp-server, built in release
+# into .cache/bin; skipped when that binary was built from the same sources.
+install_rmcp_server() {
+    local dir="interop/rmcp-server" bin=".cache/bin/rmcp-interop-server"
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "install-test-servers: cargo not found; the rmcp interop tests will be skipped"
+        return 0
+    fi
+    local stamp
+    stamp="$( { rustc --version; cat "$dir/Cargo.toml" "$dir/Cargo.lock" "$dir"/src/*.rs; } | sha256sum | cut -d' ' -f1)"
+    if [ -x "$bin" ] && [ "$(cat "$bin.sha256" 2>/dev/null)" = "$stamp" ]; then
+        echo "install-test-servers: rmcp-interop-server already built from these sources"
+        return 0
+    fi
+    echo "install-test-servers: building rmcp-interop-server (rmcp, release) into $bin"
+    local started=$SECONDS
+    cargo build --release --locked --manifest-path "$dir/Cargo.toml" --target-dir .cache/rmcp-target
+    mkdir -p .cache/bin
+    cp .cache/rmcp-target/release/rmcp-interop-server "$bin.tmp"
+    mv "$bin.tmp" "$bin"
+    echo "$stamp" > "$bin.sha256"
+    echo "install-test-servers: rmcp-interop-server built in $((SECONDS - started)) s"
+}
+install_rmcp_server
+
 if ! command -v npm >/dev/null 2>&1; then
     echo "install-test-servers: npm not found; the interop tests will be skipped"
     exit 0
