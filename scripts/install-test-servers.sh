@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real MCP servers the interop tests run, into .cache/ (ignored by git).
-# Skips (exit 0, with a message) when npm is missing; the tests then print why they skip.
+# Installs the real MCP servers the interop tests run, into .cache/ (ignored by git):
+# the Python SDK (PyPI), the rmcp server of interop/rmcp-server (built with cargo, ~100 s
+# cold on 2 cores, skipped when built from the same sources), server-everything (npm).
+# Skips (exit 0, with a message) what it cannot install; the tests then print why they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,7 +12,8 @@
 //! number of round trips (a handshake-only server shows what detection costs
 //! when it finds no stateless era).
 //!
-//! `cargo run --release -p examples --example era_bench [calls]`
+//! `cargo run --release -p examples --example era_bench [calls] [only]`
+//! (`only`: run just the servers whose name contains it, e.g. `rmcp`)
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -281,10 +282,17 @@ async fn main() -> Result<(), Failure> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(300);
+    let only = std::env::args().nth(2).unwrap_or_default();
     for server in servers() {
+        if !server.name.contains(only.as_str()) {
+            continue;
+        }
         println!("{}:", server.name);
         echo_per_era(&server, calls).await?;
         connect_times("the server", &*server.make, server.connects).await?;
+    }
+    if !"in-memory handshake-only".contains(only.as_str()) {
+        return Ok(());
     }
     println!("in-memory handshake-only server (FakeServer, answers server/discover -32601):");
     let handshake_only = || -> Result<Box<dyn Transport>, Failure> {

@@ -59,7 +59,9 @@ async fn exercise(conn: &Connection, Expect(era, version): Expect) {
     assert_eq!(client.protocol_version(), Some(version));
     assert_eq!(conn.info().protocol_era, Some(era));
     assert_eq!(
-        client.server_info().map(|s| (s.name.as_str(), s.version.as_str())),
+        client
+            .server_info()
+            .map(|s| (s.name.as_str(), s.version.as_str())),
         Some(("rmcp-interop", "1.0.0"))
     );
     let tools = within("tools/list", client.list_tools())
@@ -225,8 +227,8 @@ async fn http_and_a_restart(test: &str, json: bool, protocol: ProtocolPreference
 
     let mut status = conn.subscribe();
     let _ = child.kill().await; // SIGKILL
-    // Noticed by the health monitor (stateless: no stream stays open);
-    // the Connection keeps trying until the server is back.
+                                // Noticed by the health monitor (stateless: no stream stays open);
+                                // the Connection keeps trying until the server is back.
     within(
         "reconnecting",
         status.wait_for(|s| *s == ConnectionStatus::Reconnecting),
@@ -243,8 +245,7 @@ async fn http_and_a_restart(test: &str, json: bool, protocol: ProtocolPreference
 }
 
 #[tokio::test]
-async fn the_rmcp_server_over_http_with_sse_replies_is_detected_stateless_and_survives_a_restart()
-{
+async fn the_rmcp_server_over_http_with_sse_replies_is_detected_stateless_and_survives_a_restart() {
     http_and_a_restart(
         "rmcp_interop http sse",
         false,

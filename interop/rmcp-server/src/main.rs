@@ -94,17 +94,18 @@ async fn serve_http(port: u16, json: bool) -> Result<(), Failure> {
     loop {
         let (stream, _) = listener.accept().await?;
         let mcp = mcp.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let mut mcp = mcp.clone();
-            async move {
-                if req.uri().path() != "/mcp" {
-                    let mut not_found = hyper::Response::new(Default::default());
-                    *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
-                    return Ok::<_, Infallible>(not_found);
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut mcp = mcp.clone();
+                async move {
+                    if req.uri().path() != "/mcp" {
+                        let mut not_found = hyper::Response::new(Default::default());
+                        *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
+                        return Ok::<_, Infallible>(not_found);
+                    }
+                    tower_service::Service::call(&mut mcp, req).await
                 }
-                tower_service::Service::call(&mut mcp, req).await
-            }
-        });
+            });
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
