@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real MCP servers the interop tests run, into .cache/ (ignored by git).
-# Skips (exit 0, with a message) when npm is missing; the tests then print why they skip.
+# Installs the real MCP servers the interop tests run, into .cache/ (ignored by git):
+# the Python SDK (PyPI), the rmcp server of interop/rmcp-server (built with cargo, ~100 s
+# cold on 2 cores, skipped when built from the same sources), server-everything (npm).
+# Skips (exit 0, with a message) what it cannot install; the tests then print why they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,31 @@ if command -v python3 >/dev/null 2>&1; then
 else
     echo "install-test-servers: python3 not found; the Python interop tests will be skipped"
 fi
+
+# The rmcp (official Rust SDK) server of interop/rmcp-server, built in release
+# into .cache/bin; skipped when that binary was built from the same sources.
+install_rmcp_server() {
+    local dir="interop/rmcp-server" bin=".cache/bin/rmcp-interop-server"
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "install-test-servers: cargo not found; the rmcp interop tests will be skipped"
+        return 0
+    fi
+    local stamp
+    stamp="$( { rustc --version; cat "$dir/Cargo.toml" "$dir/Cargo.lock" "$dir"/src/*.rs; } | sha256sum | cut -d' ' -f1)"
+    if [ -x "$bin" ] && [ "$(cat "$bin.sha256" 2>/dev/null)" = "$stamp" ]; then
+        echo "install-test-servers: rmcp-interop-server already built from these sources"
+        return 0
+    fi
+    echo "install-test-servers: building rmcp-interop-server (rmcp, release) into $bin"
+    local started=$SECONDS
+    cargo build --release --locked --manifest-path "$dir/Cargo.toml" --target-dir .cache/rmcp-target
+    mkdir -p .cache/bin
+    cp .cache/rmcp-target/release/rmcp-interop-server "$bin.tmp"
+    mv "$bin.tmp" "$bin"
+    echo "$stamp" > "$bin.sha256"
+    echo "install-test-servers: rmcp-interop-server built in $((SECONDS - started)) s"
+}
+install_rmcp_server
 
 if ! command -v npm >/dev/null 2>&1; then
     echo "install-test-servers: npm not found; the interop tests will be skipped"
