@@ -135,7 +135,13 @@ pub(crate) async fn call(args: CallArgs) -> Outcome {
                 .call_tool(tool, arguments)
                 .await
                 .map_err(|e| explain::error(&e, url.as_deref())),
-            Err(e) => Err(explain::error(&e, url.as_deref())),
+            Err(e) => Err(match pool.authorization_error(&server) {
+                Some(why) => explain::Explained {
+                    reason: format!("authorization: {why}"),
+                    hint: Some(format!("run `mcp-conn auth {server}`")),
+                },
+                None => explain::error(&e, url.as_deref()),
+            }),
         },
         None => Err(explain::Explained {
             reason: format!("no server {server}"),

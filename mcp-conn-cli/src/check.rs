@@ -28,6 +28,9 @@ pub(crate) enum Status {
     Unhealthy,
     /// Could not connect.
     Failed,
+    /// Needs the user's consent (OAuth): `mcp-conn auth NAME`.
+    #[serde(rename = "needs_consent")]
+    NeedsConsent,
     /// `"disabled": true`: not started.
     Disabled,
 }
@@ -85,6 +88,8 @@ pub(crate) fn pool_of(
     let pool = ConnectionPool::with_config(PoolConfig {
         max_concurrent_connects: concurrency,
         shutdown_timeout: Duration::from_secs(5),
+        // Stored tokens are used and refreshed; only `mcp-conn auth` asks.
+        ask_for_consent: false,
         ..PoolConfig::default()
     });
     for entry in loaded.enabled() {
@@ -121,6 +126,7 @@ pub(crate) async fn run(args: CheckArgs) -> Outcome {
         let bar = progress.start(&entry.server.name);
         let semaphore = semaphore.clone();
         let config = loaded.sources[entry.source].path.display().to_string();
+        let pool = pool.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             bar.connecting();
@@ -134,7 +140,10 @@ pub(crate) async fn run(args: CheckArgs) -> Outcome {
                     row.error = Some(format!("no outcome within {} s", backstop.as_secs()));
                     row
                 });
-            let row = Row { config, ..row };
+            let mut row = Row { config, ..row };
+            if row.status == Status::Failed {
+                authorization(&pool, &mut row);
+            }
             bar.done(&row);
             row
         });
@@ -186,6 +195,22 @@ pub(crate) async fn run(args: CheckArgs) -> Outcome {
         print_table(&rows);
     }
     Ok(status(all_ok))
+}
+
+/// A server with `"auth"` that failed: says whether it needs consent or why
+/// its authorization failed.
+fn authorization(pool: &ConnectionPool, row: &mut Row) {
+    use mcp_conn_pool::auth::OAuthError;
+    let Some(e) = pool.authorization_error(&row.name) else {
+        return;
+    };
+    if matches!(*e, OAuthError::ConsentRequired) {
+        row.status = Status::NeedsConsent;
+        row.error = Some("needs your consent (OAuth)".into());
+    } else {
+        row.error = Some(format!("authorization failed: {e}"));
+    }
+    row.hint = Some(format!("run `mcp-conn auth {}`", row.name));
 }
 
 fn empty_row(name: &str, kind: &str, status: Status) -> Row {
@@ -267,6 +292,7 @@ fn print_table(rows: &[Row]) {
                 Status::Ok => "ok",
                 Status::Unhealthy => "unhealthy",
                 Status::Failed => "FAILED",
+                Status::NeedsConsent => "needs consent",
                 Status::Disabled => "disabled",
             };
             let server = match (&r.server_name, &r.server_version) {

@@ -94,7 +94,7 @@ pub(crate) fn transport(t: &TransportError, url: Option<&str>) -> Explained {
         }
         t if t.is_unauthorized() => hint(
             "401: this server needs authorization",
-            "add a token to its \"headers\" (\"Authorization\": \"Bearer ${TOKEN}\"); OAuth consent is not supported yet",
+            "for OAuth, add \"auth\": \"oauth\" to its entry and run `mcp-conn auth NAME`; or put a token in its \"headers\" (\"Authorization\": \"Bearer ${TOKEN}\")",
         ),
         t if t.http_status() == Some(403) => hint(
             "403: forbidden",

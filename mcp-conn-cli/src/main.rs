@@ -6,6 +6,7 @@
 //! (or a tool reported an error), 2 for a usage or config error.
 #![deny(missing_docs)]
 
+mod auth;
 mod call;
 mod check;
 mod error;
@@ -56,6 +57,32 @@ enum Command {
     /// the others untouched); a broken file changes nothing. Ctrl-C stops
     /// it cleanly.
     Watch(WatchArgs),
+    /// Authorizes with a remote server that uses OAuth: opens your browser
+    /// (or prints the URL to open), waits for your consent, and stores the
+    /// tokens, so that the other commands can use the server without asking
+    /// again. The other commands never ask: `check` says which servers need
+    /// this.
+    ///
+    /// Tokens are kept in $MCP_CONN_CREDENTIALS, else
+    /// $XDG_CONFIG_HOME/mcp-conn/credentials.json, else
+    /// ~/.config/mcp-conn/credentials.json (readable by you only).
+    ///
+    /// Exit status: 0 when authorized and connected, 1 when not, 2 for a
+    /// usage or config error.
+    Auth(AuthArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuthArgs {
+    /// The config file to find the server in. Default: the hosts' configs.
+    #[arg(long, value_name = "CONFIG")]
+    config: Option<PathBuf>,
+    /// The server's name in the config.
+    #[arg(value_name = "SERVER")]
+    server: String,
+    /// How long to wait for your consent and the connection (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_seconds)]
+    timeout: f64,
 }
 
 /// What every command that reads configs takes.
@@ -150,6 +177,7 @@ fn main() -> ExitCode {
             Command::Tools(a) => call::tools(a).await,
             Command::Call(a) => call::call(a).await,
             Command::Watch(a) => watch::run(a).await,
+            Command::Auth(a) => auth::run(a).await,
         }
     });
     // Servers that did not stop within the pool's shutdown timeout are

@@ -59,6 +59,10 @@ fn main() {
         ),
         ("help_for_every_subcommand", help_for_every_subcommand),
         (
+            "check_says_who_needs_consent_and_auth_gets_it",
+            check_says_who_needs_consent_and_auth_gets_it,
+        ),
+        (
             "interop_check_against_real_servers",
             interop_check_against_real_servers,
         ),
@@ -154,6 +158,8 @@ fn run_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
         .args(args)
         .current_dir(cwd)
         .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env("MCP_CONN_CREDENTIALS", home.join("credentials.json"))
         .env_remove("RUST_LOG")
         .output()
         .expect("runs timeout(1)");
@@ -551,9 +557,103 @@ fn watch_prints_changes_and_stops_cleanly_on_ctrl_c() {
     }
 }
 
+/// GETs `url` on loopback (plain HTTP) and returns the `Location` of a
+/// redirect, if it is one: what a browser does, one hop at a time.
+fn get_location(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .map(str::to_owned)
+}
+
+/// A server behind OAuth (the testkit's authorization server): `check`
+/// never asks for consent and says the server needs it (registering
+/// nothing); `auth` runs the consent (the test plays the browser) and
+/// stores the tokens; then `check` connects with them.
+fn check_says_who_needs_consent_and_auth_gets_it() {
+    use mcp_conn_testkit::auth_server::{AuthServer, AuthServerConfig};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt
+        .block_on(AuthServer::start(AuthServerConfig::default()))
+        .unwrap();
+    let dir = Dir::new();
+    let config = json!({"mcpServers": {"remote": {"url": srv.mcp_url(), "auth": "oauth"}}});
+    let path = dir.write("c.json", &config.to_string());
+    let path = path.to_str().unwrap();
+
+    let r = run(&dir, &["check", "--json", path]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    let row = by_name(&doc, "remote");
+    assert_eq!(row["status"], "needs_consent", "{doc}");
+    assert_eq!(row["hint"], "run `mcp-conn auth remote`", "{doc}");
+    assert!(
+        srv.requests_to("register").is_empty(),
+        "check registered a client"
+    );
+    let r = run(&dir, &["check", path]);
+    assert!(r.stdout.contains("needs consent"), "{}", r.stdout);
+
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
+        .args(["auth", "--config", path, "remote"])
+        .current_dir(&dir.0)
+        .env("HOME", &dir.0)
+        .env_remove("XDG_CONFIG_HOME")
+        .env("MCP_CONN_CREDENTIALS", dir.0.join("credentials.json"))
+        // No browser here: the URL is printed.
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = stderr
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_owned()))
+        .expect("the authorization URL is printed");
+    // The authorization server consents at once and sends the browser back
+    // to mcp-conn's loopback listener.
+    let callback = get_location(&url).expect("a redirect to the callback");
+    assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+    get_location(&callback);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("remote: authorized and connected"),
+        "{stdout}"
+    );
+
+    let r = run(&dir, &["check", "--json", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(by_name(&doc, "remote")["status"], "ok", "{doc}");
+    no_debug_dump(&r.stderr);
+    drop(rt);
+}
+
 fn help_for_every_subcommand() {
     let dir = Dir::new();
-    for sub in ["check", "tools", "call", "watch"] {
+    for sub in ["check", "tools", "call", "watch", "auth"] {
         let r = run(&dir, &[sub, "--help"]);
         assert_eq!(r.code, 0, "{sub}");
         assert!(r.stdout.contains("Usage: mcp-conn"), "{sub}: {}", r.stdout);

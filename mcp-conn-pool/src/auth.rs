@@ -140,11 +140,14 @@ mod with_oauth {
     use std::sync::Arc;
 
     use mcp_transport_http::oauth::{
-        BrowserConsent, CredentialStore, FileStore, MemoryStore, OAuthProvider,
+        BrowserConsent, CredentialStore, FileStore, MemoryStore, NoConsent, OAuthProvider,
     };
 
     use super::HttpAuth;
     use crate::error::PoolConfigError;
+
+    /// Why authorization failed (see [`crate::ConnectionPool::authorization_error`]).
+    pub use mcp_transport_http::oauth::OAuthError;
 
     /// The credential store every server of a pool shares (tokens keyed by
     /// authorization server and resource, so servers never see each
@@ -194,18 +197,44 @@ mod with_oauth {
         }
     }
 
+    impl crate::ConnectionPool {
+        /// Why the server `name` (an entry with `auth`) has no usable
+        /// token, if its last attempt to get one failed:
+        /// [`OAuthError::ConsentRequired`](mcp_transport_http::oauth::OAuthError::ConsentRequired)
+        /// when it needs the user's consent and
+        /// [`crate::PoolConfig::ask_for_consent`] is off, else what went
+        /// wrong in discovery, registration, consent or the token request.
+        /// `None` for a server without `auth` or whose authorization works.
+        pub fn authorization_error(
+            &self,
+            name: &str,
+        ) -> Option<Arc<mcp_transport_http::oauth::OAuthError>> {
+            self.inner.oauth.lock().get(name)?.last_error()
+        }
+
+        /// Whether the server `name` has an `auth` entry (OAuth).
+        pub fn uses_oauth(&self, name: &str) -> bool {
+            self.inner.oauth.lock().contains_key(name)
+        }
+    }
+
     impl HttpAuth {
         /// The OAuth provider for the server at `url`: browser consent on
         /// the configured loopback port, the pool's store.
         pub(crate) fn provider(
             &self,
             url: &str,
-            store: &SharedCredentials,
+            pool: &crate::PoolConfig,
             path: &str,
         ) -> Result<OAuthProvider, PoolConfigError> {
-            let mut b = OAuthProvider::builder(url)
-                .consent(BrowserConsent::new(self.redirect_port))
-                .store(store.0.clone())
+            let mut b = OAuthProvider::builder(url);
+            b = if pool.ask_for_consent {
+                b.consent(BrowserConsent::new(self.redirect_port))
+            } else {
+                b.consent(NoConsent)
+            };
+            let mut b = b
+                .store(pool.credentials.0.clone())
                 .scopes(self.scopes.clone());
             if let Some(id) = &self.client_id {
                 b = b.client_id(id);

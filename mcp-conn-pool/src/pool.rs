@@ -44,6 +44,9 @@ pub(crate) struct PoolInner {
     from_config: Mutex<BTreeMap<String, ServerConfig>>,
     /// One config applied at a time.
     applying: tokio::sync::Mutex<()>,
+    /// The OAuth providers of the servers whose entry has `auth`.
+    #[cfg(feature = "oauth")]
+    pub(crate) oauth: Mutex<BTreeMap<String, mcp_transport_http::oauth::OAuthProvider>>,
     pub(crate) catalog: Arc<Catalog>,
 }
 
@@ -105,7 +108,7 @@ impl Drop for PoolInner {
 /// shuts its monitor down when the last handle is dropped.
 #[derive(Clone)]
 pub struct ConnectionPool {
-    inner: Arc<PoolInner>,
+    pub(crate) inner: Arc<PoolInner>,
 }
 
 impl std::fmt::Debug for ConnectionPool {
@@ -141,6 +144,8 @@ impl ConnectionPool {
                 monitor_tx: Arc::new(Mutex::new(None)),
                 from_config: Mutex::new(BTreeMap::new()),
                 applying: tokio::sync::Mutex::new(()),
+                #[cfg(feature = "oauth")]
+                oauth: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -226,6 +231,8 @@ impl ConnectionPool {
         self.inner.tell_monitor(MonitorCmd::Remove(name.to_owned()));
         self.inner.catalog.forget(name);
         self.inner.from_config.lock().remove(name);
+        #[cfg(feature = "oauth")]
+        self.inner.oauth.lock().remove(name);
         conn.disconnect().await;
         let _ = self.inner.events.send(PoolEvent::Removed {
             name: name.to_owned(),
@@ -502,17 +509,27 @@ impl ConnectionPool {
     /// Adds a server described by a config entry (as
     /// [`crate::parse_config`] gives it), with its own connection settings.
     pub fn insert_server(&self, server: ServerConfig) -> Result<Arc<Connection>, Error> {
-        let transport = server.transport.build(&server.name, &self.inner.config)?;
-        self.insert_built(server, transport)
+        let built = server.transport.build(&server.name, &self.inner.config)?;
+        self.insert_built(server, built)
     }
 
     fn insert_built(
         &self,
         server: ServerConfig,
-        transport: Box<dyn Transport>,
+        built: crate::config::Built,
     ) -> Result<Arc<Connection>, Error> {
-        let conn =
-            self.insert_with_config(server.name.clone(), transport, server.connection.clone())?;
+        let conn = self.insert_with_config(
+            server.name.clone(),
+            built.transport,
+            server.connection.clone(),
+        )?;
+        #[cfg(feature = "oauth")]
+        if let Some(provider) = built.oauth {
+            self.inner
+                .oauth
+                .lock()
+                .insert(server.name.clone(), provider);
+        }
         self.inner
             .from_config
             .lock()

@@ -29,6 +29,14 @@ pub struct PoolConfig {
     /// `oauth`). Default: [`crate::auth::SharedCredentials::default_location`].
     #[cfg(feature = "oauth")]
     pub credentials: crate::auth::SharedCredentials,
+    /// Whether a server that needs a new consent asks the user (opens the
+    /// browser, or prints the URL). When `false` (checks, services) such a
+    /// server fails to connect with a 401 and
+    /// [`crate::ConnectionPool::authorization_error`] says
+    /// `ConsentRequired`; stored tokens are still used and refreshed.
+    /// Default `true`.
+    #[cfg(feature = "oauth")]
+    pub ask_for_consent: bool,
 }
 
 impl Default for PoolConfig {
@@ -44,6 +52,8 @@ impl Default for PoolConfig {
             healthy_threshold: 0.7,
             #[cfg(feature = "oauth")]
             credentials: crate::auth::SharedCredentials::default(),
+            #[cfg(feature = "oauth")]
+            ask_for_consent: true,
         }
     }
 }

@@ -2,6 +2,23 @@
 
 use super::*;
 
+/// A built transport, and its OAuth provider if the entry has `auth`.
+pub(crate) struct Built {
+    pub(crate) transport: Box<dyn mcp_conn_core::Transport>,
+    #[cfg(feature = "oauth")]
+    pub(crate) oauth: Option<mcp_transport_http::oauth::OAuthProvider>,
+}
+
+impl From<Box<dyn mcp_conn_core::Transport>> for Built {
+    fn from(transport: Box<dyn mcp_conn_core::Transport>) -> Self {
+        Built {
+            transport,
+            #[cfg(feature = "oauth")]
+            oauth: None,
+        }
+    }
+}
+
 impl ServerTransport {
     /// The transport this entry describes, for the server `name` (used in
     /// logs and in the paths of errors).
@@ -9,7 +26,7 @@ impl ServerTransport {
         &self,
         name: &str,
         #[allow(unused_variables)] pool: &crate::PoolConfig,
-    ) -> Result<Box<dyn mcp_conn_core::Transport>, PoolConfigError> {
+    ) -> Result<Built, PoolConfigError> {
         let path = format!("mcpServers.{name}");
         match self {
             #[cfg(feature = "stdio")]
@@ -40,7 +57,7 @@ impl ServerTransport {
                     };
                     PoolConfigError::new(field, e.to_string())
                 })?;
-                Ok(Box::new(t))
+                Ok(Built::from(Box::new(t) as Box<dyn mcp_conn_core::Transport>))
             }
             #[cfg(feature = "http")]
             ServerTransport::Http {
@@ -51,10 +68,14 @@ impl ServerTransport {
             } => {
                 use mcp_transport_http::{HttpConfigError, HttpMode, HttpTransport};
                 let mut b = HttpTransport::builder(url.clone());
+                #[cfg(feature = "oauth")]
+                let mut oauth = None;
                 if let Some(auth) = auth {
                     #[cfg(feature = "oauth")]
                     {
-                        b = b.token_provider(auth.provider(url, &pool.credentials, &path)?);
+                        let provider = auth.provider(url, pool, &path)?;
+                        b = b.token_provider(provider.clone());
+                        oauth = Some(provider);
                     }
                     #[cfg(not(feature = "oauth"))]
                     {
@@ -82,7 +103,11 @@ impl ServerTransport {
                     };
                     PoolConfigError::new(field, e.to_string())
                 })?;
-                Ok(Box::new(t))
+                Ok(Built {
+                    transport: Box::new(t),
+                    #[cfg(feature = "oauth")]
+                    oauth,
+                })
             }
             #[allow(unreachable_patterns)]
             _ => Err(PoolConfigError::new(

@@ -56,6 +56,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 mod build;
+pub(crate) use build::Built;
 mod expand;
 
 use expand::{read_env_file, Expander};

@@ -35,6 +35,32 @@ fn is_redirect(url: &Url, redirect_uri: &Url) -> bool {
         && url.path() == redirect_uri.path()
 }
 
+/// Never asks: for checks and background services that must not open a
+/// browser or wait for a person. Stored tokens are used and refreshed as
+/// usual; when a new consent would be needed, authorization fails with
+/// [`OAuthError::ConsentRequired`] before anything is registered.
+///
+/// ```
+/// use mcp_transport_http::oauth::{NoConsent, OAuthProvider};
+/// let provider = OAuthProvider::builder("https://mcp.example.com/mcp")
+///     .consent(NoConsent)
+///     .build()?;
+/// # Ok::<(), mcp_transport_http::oauth::OAuthError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoConsent;
+
+#[async_trait]
+impl Consent for NoConsent {
+    async fn redirect_uri(&self) -> Result<String, OAuthError> {
+        Err(OAuthError::ConsentRequired)
+    }
+
+    async fn authorize(&self, _authorization_url: &Url) -> Result<Url, OAuthError> {
+        Err(OAuthError::ConsentRequired)
+    }
+}
+
 /// Consent without a person: GETs the authorization URL and follows the
 /// authorization server's own redirects until one points at the redirect
 /// URI, whose URL is the answer (nothing needs to listen there). For

@@ -81,6 +81,12 @@ pub enum OAuthError {
         /// What went wrong (the server's error code and description).
         reason: String,
     },
+    /// The server needs the user's consent and this provider may not ask
+    /// for it ([`NoConsent`](crate::oauth::NoConsent)): no stored token
+    /// worked and none could be refreshed. Nothing was registered or sent
+    /// to the authorization server's authorization endpoint.
+    #[error("this server needs the user's consent (no stored token could be used or refreshed)")]
+    ConsentRequired,
     /// The consent step failed (no listener, browser flow broken, timeout).
     #[error("consent step failed: {reason}")]
     Consent {

@@ -49,7 +49,7 @@ mod provider;
 mod secret;
 mod store;
 
-pub use consent::{BrowserConsent, Consent, HeadlessConsent};
+pub use consent::{BrowserConsent, Consent, HeadlessConsent, NoConsent};
 pub use discovery::{ResourceMetadata, ServerMetadata};
 pub use error::OAuthError;
 pub use provider::{OAuthProvider, OAuthProviderBuilder, MAX_STEP_UPS};
