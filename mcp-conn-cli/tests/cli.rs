@@ -59,6 +59,14 @@ fn main() {
         ),
         ("help_for_every_subcommand", help_for_every_subcommand),
         (
+            "ctrl_c_during_check_stops_every_server",
+            ctrl_c_during_check_stops_every_server,
+        ),
+        (
+            "check_on_a_terminal_shows_progress_and_the_table",
+            check_on_a_terminal_shows_progress_and_the_table,
+        ),
+        (
             "check_says_who_needs_consent_and_auth_gets_it",
             check_says_who_needs_consent_and_auth_gets_it,
         ),
@@ -649,6 +657,93 @@ fn check_says_who_needs_consent_and_auth_gets_it() {
     assert_eq!(by_name(&doc, "remote")["status"], "ok", "{doc}");
     no_debug_dump(&r.stderr);
     drop(rt);
+}
+
+/// Ctrl-C while a server hangs in its handshake: check stops at once with
+/// status 130 and leaves no process behind.
+fn ctrl_c_during_check_stops_every_server() {
+    let dir = Dir::new();
+    let pidfile = dir.0.join("hang.pid");
+    let config = json!({"mcpServers": {"stuck": fake("hang", Some(&pidfile))}});
+    let path = dir.write("c.json", &config.to_string());
+    let started = Instant::now();
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
+        .args(["check", "--timeout", "50"])
+        .arg(&path)
+        .current_dir(&dir.0)
+        .env("HOME", &dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server runs (a real process: wait for its pid file, bounded).
+    let pid = loop {
+        if let Some((pid, _)) = leaks::read_pidfile(&pidfile) {
+            break pid;
+        }
+        assert!(started.elapsed().as_secs() < 30, "the server never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("Interrupted: stopping every server"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 40,
+        "it waited for the 50 s timeout"
+    );
+    assert!(
+        !leaks::is_alive(pid),
+        "server {pid} still runs after Ctrl-C"
+    );
+    no_debug_dump(&stderr);
+}
+
+/// On a terminal (a pseudo-terminal made by script(1)), check draws its
+/// live progress and then the same table.
+fn check_on_a_terminal_shows_progress_and_the_table() {
+    let dir = Dir::new();
+    let config = json!({"mcpServers": {"a": fake("normal", None)}});
+    let path = dir.write("c.json", &config.to_string());
+    let command = format!(
+        "{} check {}",
+        env!("CARGO_BIN_EXE_mcp-conn"),
+        path.display()
+    );
+    let out = Command::new("timeout")
+        .args([
+            "-k",
+            "5",
+            DEADLINE_SECS,
+            "script",
+            "-qec",
+            &command,
+            "/dev/null",
+        ])
+        .current_dir(&dir.0)
+        .env("HOME", &dir.0)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 of 1 server ok"), "{text}");
+    assert!(text.contains("connecting"), "the live progress: {text}");
+    assert!(
+        text.contains("\u{1b}["),
+        "terminal control sequences: {text}"
+    );
+    no_debug_dump(&text);
 }
 
 fn help_for_every_subcommand() {
