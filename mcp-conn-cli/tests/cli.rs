@@ -667,7 +667,7 @@ fn ctrl_c_during_check_stops_every_server() {
     let config = json!({"mcpServers": {"stuck": fake("hang", Some(&pidfile))}});
     let path = dir.write("c.json", &config.to_string());
     let started = Instant::now();
-    let mut child = Command::new("timeout")
+    let child = Command::new("timeout")
         .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
         .args(["check", "--timeout", "50"])
         .arg(&path)
