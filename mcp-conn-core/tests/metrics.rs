@@ -475,3 +475,39 @@ async fn the_method_label_is_bounded() {
     );
     conn.disconnect().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_cannot_get_a_slot_in_time_is_a_timeout() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let mut seen = Seen::default();
+
+    let config = ConnectionConfig {
+        max_in_flight: Some(1),
+        ..common::config()
+    };
+    let (conn, _transport, mut server) = common::scripted(config);
+    let (client, mut link) = common::connect(&conn, &mut server).await;
+    let c = client.clone();
+    let _slow = tokio::spawn(async move { c.call_tool("echo", json!({"text": "slow"})).await });
+    common::within("slow", link.expect_method("tools/call")).await;
+    let opts = RequestOptions::new().timeout(Duration::from_secs(3));
+    let err = client
+        .call_tool_with("echo", json!({"text": "x"}), &opts)
+        .await
+        .expect_err("no slot");
+    assert!(err.is_timeout(), "{err}");
+
+    seen.update(&snapshotter);
+    let timeout = [MOCK, CALL, ("kind", "timeout")];
+    assert_eq!(seen.counter(telemetry::REQUEST_ERRORS_TOTAL, &timeout), 1);
+    assert_eq!(
+        seen.histogram(telemetry::REQUEST_DURATION_SECONDS, &[MOCK, CALL]),
+        vec![3.0],
+        "the wait for a slot is part of the duration"
+    );
+    assert_eq!(seen.gauge(telemetry::REQUESTS_QUEUED, &[MOCK]), 0.0);
+    assert_eq!(seen.gauge(telemetry::REQUESTS_IN_FLIGHT, &[MOCK]), 1.0);
+    conn.disconnect().await;
+}
