@@ -343,6 +343,37 @@ pub enum ErrorKind {
     ReplyLost,
 }
 
+impl ErrorKind {
+    /// The kind's snake-case name, as it serialises (`connection_lost`): the
+    /// `kind` label of the error metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotConnected => "not_connected",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectionLost => "connection_lost",
+            ErrorKind::Rpc => "rpc",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::UnsupportedVersion => "unsupported_version",
+            ErrorKind::CapabilityNotSupported => "capability_not_supported",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Backoff => "backoff",
+            ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::InvalidArguments => "invalid_arguments",
+            ErrorKind::RestartBudgetExhausted => "restart_budget_exhausted",
+            ErrorKind::InputRequired => "input_required",
+            ErrorKind::ReplyLost => "reply_lost",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The last error of a connection, as [`crate::ConnectionInfo`] reports it:
 /// its kind, its message, and whether retrying may help. Serialisable.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -420,5 +451,33 @@ mod tests {
         };
         assert_eq!(rpc.rpc_error().map(|e| e.code), Some(-32602));
         assert!(!rpc.is_retryable());
+    }
+
+    #[test]
+    fn kind_names_are_what_the_kinds_serialise_as() {
+        use ErrorKind::*;
+        let all = [
+            NotConnected,
+            Connect,
+            Timeout,
+            ConnectionLost,
+            Rpc,
+            Protocol,
+            UnsupportedVersion,
+            CapabilityNotSupported,
+            Closed,
+            Transport,
+            Backoff,
+            InvalidConfig,
+            InvalidArguments,
+            RestartBudgetExhausted,
+            InputRequired,
+            ReplyLost,
+        ];
+        for kind in all {
+            let json = serde_json::to_value(kind).expect("serialises");
+            assert_eq!(json.as_str(), Some(kind.as_str()), "{kind:?}");
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
     }
 }

@@ -15,6 +15,11 @@ mod metrics;
 mod notification;
 pub mod protocol;
 mod status;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod telemetry;
+#[cfg(not(feature = "metrics"))]
+mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod transport;

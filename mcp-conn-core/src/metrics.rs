@@ -7,6 +7,8 @@ use tokio::sync::Semaphore;
 
 use serde::Serialize;
 
+use crate::telemetry::{Level, Telemetry};
+
 /// Live counters, shared by a connection and every session it runs.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -20,34 +22,80 @@ pub(crate) struct Counters {
     pub(crate) tools_list_changed: AtomicU64,
     pub(crate) probes_skipped: AtomicU64,
     /// Requests waiting for a slot under `max_in_flight` (a gauge).
-    pub(crate) queued: AtomicU64,
+    pub(crate) queued: GaugeCell,
     /// Requests sent and not answered yet (a gauge).
-    pub(crate) in_flight: AtomicU64,
+    pub(crate) in_flight: GaugeCell,
     /// The per-server limit of requests in flight, if any.
     pub(crate) limit: Option<Arc<Semaphore>>,
     /// When a request last succeeded (passive health): the proof of life
     /// that lets a scheduled probe be skipped.
     pub(crate) last_ok: parking_lot::Mutex<Option<tokio::time::Instant>>,
+    /// The same events through the `metrics` facade (feature `metrics`;
+    /// nothing without it).
+    pub(crate) telemetry: Telemetry,
+}
+
+/// A gauge the connection keeps, mirrored to the `metrics` facade.
+#[derive(Debug, Default)]
+pub(crate) struct GaugeCell {
+    value: AtomicU64,
+    mirror: Level,
+}
+
+impl GaugeCell {
+    fn new(mirror: Level) -> Self {
+        GaugeCell {
+            value: AtomicU64::new(0),
+            mirror,
+        }
+    }
 }
 
 /// Decrements a gauge when dropped (the request was answered, failed, timed
 /// out or abandoned).
-pub(crate) struct Gauge<'a>(&'a AtomicU64);
+pub(crate) struct Gauge<'a>(&'a GaugeCell);
 
 impl<'a> Gauge<'a> {
-    pub(crate) fn up(gauge: &'a AtomicU64) -> Self {
-        gauge.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn up(gauge: &'a GaugeCell) -> Self {
+        gauge.value.fetch_add(1, Ordering::Relaxed);
+        gauge.mirror.up();
         Gauge(gauge)
     }
 }
 
 impl Drop for Gauge<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.value.fetch_sub(1, Ordering::Relaxed);
+        self.0.mirror.down();
     }
 }
 
 impl Counters {
+    /// The counters of the connection `name`, whose requests in flight are
+    /// limited by `limit` (if any).
+    pub(crate) fn new(name: &Arc<str>, limit: Option<Arc<Semaphore>>) -> Self {
+        let telemetry = Telemetry::new(name);
+        Counters {
+            queued: GaugeCell::new(telemetry.queued()),
+            in_flight: GaugeCell::new(telemetry.in_flight()),
+            limit,
+            telemetry,
+            ..Counters::default()
+        }
+    }
+
+    /// A successful reconnect.
+    pub(crate) fn reconnected(&self) {
+        Self::bump(&self.reconnects);
+        self.telemetry.reconnected();
+    }
+
+    /// A scheduled probe skipped (passive health).
+    pub(crate) fn probe_skipped(&self) {
+        Self::bump(&self.probes_skipped);
+        self.telemetry.probe_skipped();
+    }
+
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -64,8 +112,8 @@ impl Counters {
             health_checks_failed: get(&self.health_checks_failed),
             tools_list_changed: get(&self.tools_list_changed),
             probes_skipped: get(&self.probes_skipped),
-            queued: get(&self.queued),
-            in_flight: get(&self.in_flight),
+            queued: get(&self.queued.value),
+            in_flight: get(&self.in_flight.value),
         }
     }
 }

@@ -140,6 +140,7 @@ impl Connection {
                 n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             ))
         });
+        let counters = Arc::new(Counters::new(&name, limit));
         Connection {
             shared: Arc::new(Shared {
                 name,
@@ -147,10 +148,7 @@ impl Connection {
                 config,
                 status,
                 state: Mutex::new(State::default()),
-                counters: Arc::new(Counters {
-                    limit,
-                    ..Counters::default()
-                }),
+                counters,
                 notifications,
                 tool_hints: Arc::default(),
             }),

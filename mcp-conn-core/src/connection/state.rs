@@ -89,6 +89,7 @@ impl Shared {
             if let Some(listener) = &self.config.status_listener {
                 listener(&self.name, *current, to);
             }
+            self.counters.telemetry.status(to);
             *current = to;
             true
         })
@@ -271,7 +272,7 @@ impl Shared {
                 s.health.record(true);
                 s.last_probe_at = Some(Instant::now());
             }
-            Counters::bump(&self.counters.probes_skipped);
+            self.counters.probe_skipped();
             let mut report = self.report(true, None, None);
             report.skipped = true;
             return (report, None);
@@ -303,6 +304,7 @@ impl Shared {
             }
             self.absorb_timeouts(&mut s);
             s.health.record(outcome.is_ok());
+            self.counters.telemetry.probe(outcome.is_ok());
             match &outcome {
                 Ok(()) => {
                     s.last_probe_latency = Some(latency);

@@ -14,7 +14,6 @@ use tokio::time::{Instant, Sleep};
 use crate::backoff::Backoff;
 use crate::engine::{Client, ReaderExit, Session};
 use crate::error::Error;
-use crate::metrics::Counters;
 use crate::status::ConnectionStatus;
 use crate::transport::TransportError;
 
@@ -376,7 +375,7 @@ impl Supervisor {
                 }
                 let client = session.client.clone();
                 if reconnect {
-                    Counters::bump(&self.shared.counters.reconnects);
+                    self.shared.counters.reconnected();
                 }
                 tracing::info!(connection = %self.shared.name, "connected");
                 self.last_failure = None;

@@ -115,6 +115,7 @@ impl Client {
         opts: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         let counters = &self.inner.counters;
+        let timer = counters.telemetry.start(method);
         // The per-server limit: wait for a slot, within the request's own
         // timeout, instead of flooding a slow server.
         let _slot = match &counters.limit {
@@ -126,11 +127,11 @@ impl Client {
                     Ok(Err(_)) => return Err(self.inner.closed_error()),
                     Err(_) => {
                         Counters::bump(&counters.requests_timed_out);
-                        return Err(Error::Timeout {
+                        return timer.finish(Err(Error::Timeout {
                             connection: self.inner.name.clone(),
                             operation: format!("{method} (waiting for a slot under max_in_flight)"),
                             after: timeout,
-                        });
+                        }));
                     }
                 }
             }
@@ -150,7 +151,7 @@ impl Client {
             Err(e) if e.is_timeout() => Counters::bump(&counters.requests_timed_out),
             Err(_) => Counters::bump(&counters.requests_failed),
         }
-        outcome
+        timer.finish(outcome)
     }
 
     /// The one place every request is built and sent: the id, the progress
