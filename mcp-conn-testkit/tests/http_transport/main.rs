@@ -12,6 +12,7 @@ mod legacy;
 mod load;
 mod sessions;
 mod streams;
+mod tls;
 
 use common::within;
 use mcp_conn_core::{Connection, ConnectionStatus, Error, TransportError};
