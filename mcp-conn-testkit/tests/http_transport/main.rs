@@ -10,6 +10,7 @@ mod eras;
 mod failures;
 mod legacy;
 mod load;
+mod proxy;
 mod sessions;
 mod streams;
 mod tls;
