@@ -127,10 +127,15 @@ impl Proxies {
         no_proxy: Option<&str>,
         env: &Env,
     ) -> Result<Self, HttpConfigError> {
+        // Commas or spaces between entries (both are in use).
         let no = no_proxy
             .map(str::to_owned)
             .or_else(|| env.either("NO_PROXY"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .split([',', ' ', '\t'])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
         let builder = match option {
             ProxyOption::Disabled => return Ok(Proxies { matcher: None }),
             ProxyOption::Url(url) => {
@@ -199,8 +204,8 @@ impl HttpTransportBuilder {
         self
     }
 
-    /// Hosts reached without the proxy, in `NO_PROXY`'s syntax (comma
-    /// separated names, matching their subdomains too; IP addresses and
+    /// Hosts reached without the proxy, in `NO_PROXY`'s syntax (comma or
+    /// space separated names, matching their subdomains too; IP addresses and
     /// networks like `10.0.0.0/8`; `*` for all), instead of `NO_PROXY`.
     pub fn no_proxy(mut self, hosts: impl Into<String>) -> Self {
         self.no_proxy = Some(hosts.into());
@@ -209,7 +214,7 @@ impl HttpTransportBuilder {
 
     /// Reads the environment variables this transport honours
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, in upper or
-    /// lower case, and `SSL_CERT_FILE`) from `vars` instead of the process
+    /// lower case, `SSL_CERT_FILE` and `NODE_EXTRA_CA_CERTS`) from `vars` instead of the process
     /// environment. Values are never shown in `Debug`.
     pub fn environment<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
     where
@@ -451,7 +456,7 @@ mod tests {
         let e = env(&[
             ("https_proxy", "http://user:secret@127.0.0.1:3128"),
             ("HTTP_PROXY", "127.0.0.2:8080"),
-            ("no_proxy", "internal.example, .corp.example, 10.0.0.0/8"),
+            ("no_proxy", "internal.example, .corp.example 10.0.0.0/8"),
         ]);
         let p = Proxies::new(&ProxyOption::FromEnv, None, &e).expect("valid");
         assert_eq!(

@@ -116,6 +116,16 @@ impl TlsOptions {
                 roots.add_parsable_certificates(certificates(&pem, "SSL_CERT_FILE")?);
             }
         }
+        // Node's variable for extra roots, which Node-based MCP hosts tell
+        // companies to set; added whatever the roots setting.
+        if let Some(file) = env.get("NODE_EXTRA_CA_CERTS").filter(|f| !f.is_empty()) {
+            let pem = Pem::File(PathBuf::from(file));
+            for cert in certificates(&pem, "NODE_EXTRA_CA_CERTS")? {
+                roots
+                    .add(cert)
+                    .map_err(|e| tls_error("NODE_EXTRA_CA_CERTS", format!("{pem:?}: {e}")))?;
+            }
+        }
         for pem in &self.extra_roots {
             for cert in certificates(pem, "ca_file")? {
                 roots
@@ -175,6 +185,8 @@ impl HttpTransportBuilder {
     /// [`TlsRoots::PlatformAndWeb`]; where the platform's store is used,
     /// `SSL_CERT_FILE` (from the environment, see
     /// [`Self::environment`]) is read as an extra root file.
+    /// `NODE_EXTRA_CA_CERTS` (the variable Node-based MCP hosts document for
+    /// a company's authority) is always read as an extra root file.
     pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
         self.tls.roots = roots;
         self

@@ -48,9 +48,10 @@ impl ServerTransport {
                 headers,
                 legacy_sse,
                 auth,
+                network,
             } => {
                 use mcp_transport_http::{HttpConfigError, HttpMode, HttpTransport};
-                let mut b = HttpTransport::builder(url.clone());
+                let mut b = network.apply(HttpTransport::builder(url.clone()));
                 if let Some(auth) = auth {
                     #[cfg(feature = "oauth")]
                     {
@@ -78,6 +79,13 @@ impl ServerTransport {
                             format!("{path}.headers.{name}")
                         }
                         HttpConfigError::InvalidUrl { .. } => format!("{path}.url"),
+                        HttpConfigError::Tls { setting, .. }
+                        | HttpConfigError::InvalidProxy { setting, .. } => {
+                            match HttpNetwork::key_of(setting) {
+                                Some(key) => format!("{path}.{key}"),
+                                None => path.clone(),
+                            }
+                        }
                         _ => path.clone(),
                     };
                     PoolConfigError::new(field, e.to_string())

@@ -114,7 +114,7 @@ async fn a_server_signed_by_a_trusted_private_authority_is_reached() {
 }
 
 #[tokio::test]
-async fn ssl_cert_file_from_the_environment_adds_a_root() {
+async fn ssl_cert_file_or_node_extra_ca_certs_from_the_environment_add_a_root() {
     let ca = ca();
     let srv = https_server(&server_cert(&ca, &["127.0.0.1"], false), H2_AND_H1, None).await;
     let file = temp_file("bundle.pem", ca.cert_pem());
@@ -126,7 +126,15 @@ async fn ssl_cert_file_from_the_environment_adds_a_root() {
         .expect("valid");
     let conn = connect_once(transport);
     within("connect", conn.connect()).await.expect("trusted");
-    // Without it, the platform's store does not know the test authority.
+    // Node's variable, which Node-based hosts document, works alike.
+    let transport = HttpTransport::builder(srv.url())
+        .environment([("NODE_EXTRA_CA_CERTS", file), ("NO_PROXY", "*")])
+        .tls_roots(TlsRoots::Web)
+        .build()
+        .expect("valid");
+    let conn = connect_once(transport);
+    within("connect", conn.connect()).await.expect("trusted");
+    // Without them, the platform's store does not know the test authority.
     let transport = HttpTransport::builder(srv.url())
         .environment([("NO_PROXY", "*")])
         .build()
