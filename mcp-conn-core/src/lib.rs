@@ -38,4 +38,5 @@ pub use notification::ServerNotification;
 pub use status::{ConnectionInfo, ConnectionStatus, HealthReport};
 pub use transport::{
     Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, TlsFailure, Transport, TransportError,
+    WireInfo,
 };

@@ -26,6 +26,42 @@ pub trait Transport: fmt::Debug + Send + Sync + 'static {
     /// A short name of the transport kind (`"stdio"`, `"http"`, …), used in
     /// reports such as [`crate::ConnectionInfo::transport_type`].
     fn kind(&self) -> &'static str;
+
+    /// What the last link negotiated on the wire (proxy, TLS version, HTTP
+    /// version), for reports; `None` for transports without such things,
+    /// or before the first link.
+    fn wire_info(&self) -> Option<WireInfo> {
+        None
+    }
+}
+
+/// What a network transport's last link negotiated, for reports such as
+/// `mcp-conn check`. Eventually consistent: the transport notes it when a
+/// connection opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WireInfo {
+    /// The proxy it went through (`http://host:port`, never credentials).
+    pub proxy: Option<String>,
+    /// The TLS version (`TLSv1.3`), when TLS was used.
+    pub tls_version: Option<String>,
+    /// The application protocol (`HTTP/1.1`, `HTTP/2`).
+    pub protocol: Option<String>,
+}
+
+impl WireInfo {
+    /// A report of these three.
+    pub fn new(
+        proxy: Option<String>,
+        tls_version: Option<String>,
+        protocol: Option<String>,
+    ) -> Self {
+        WireInfo {
+            proxy,
+            tls_version,
+            protocol,
+        }
+    }
 }
 
 #[async_trait]
@@ -37,6 +73,10 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn kind(&self) -> &'static str {
         (**self).kind()
     }
+
+    fn wire_info(&self) -> Option<WireInfo> {
+        (**self).wire_info()
+    }
 }
 
 #[async_trait]
@@ -47,6 +87,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn kind(&self) -> &'static str {
         (**self).kind()
+    }
+
+    fn wire_info(&self) -> Option<WireInfo> {
+        (**self).wire_info()
     }
 }
 

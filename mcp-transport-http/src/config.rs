@@ -246,6 +246,12 @@ impl Transport for HttpTransport {
     fn kind(&self) -> &'static str {
         "http"
     }
+
+    fn wire_info(&self) -> Option<mcp_conn_core::WireInfo> {
+        self.negotiated().map(|n| {
+            mcp_conn_core::WireInfo::new(n.proxy, n.tls_version, Some(n.http_version.to_owned()))
+        })
+    }
 }
 
 /// Settings for an [`HttpTransport`]. Setters never fail; [`Self::build`]
