@@ -50,6 +50,37 @@ pub(crate) struct Row {
     error: Option<String>,
     hint: Option<String>,
     config: String,
+    /// What an HTTP server's connection negotiated.
+    wire: Option<Wire>,
+}
+
+/// The proxy, TLS version and HTTP version an HTTP server was reached with.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Wire {
+    protocol: Option<String>,
+    tls: Option<String>,
+    proxy: Option<String>,
+}
+
+impl Wire {
+    fn of(conn: &Connection) -> Option<Wire> {
+        conn.wire_info().map(|w| Wire {
+            protocol: w.protocol,
+            tls: w.tls_version,
+            proxy: w.proxy,
+        })
+    }
+
+    /// `HTTP/2 TLSv1.3 via http://proxy:3128`.
+    fn cell(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(self.protocol.clone());
+        parts.extend(self.tls.clone());
+        if let Some(proxy) = &self.proxy {
+            parts.push(format!("via {proxy}"));
+        }
+        parts.join(" ")
+    }
 }
 
 #[derive(Serialize)]
@@ -227,6 +258,7 @@ fn empty_row(name: &str, kind: &str, status: Status) -> Row {
         error: None,
         hint: None,
         config: String::new(),
+        wire: None,
     }
 }
 
@@ -237,7 +269,9 @@ fn ms(d: Duration) -> u64 {
 async fn check_one(conn: &Connection, kind: &str, url: Option<&str>) -> Row {
     let mut row = empty_row(conn.name(), kind, Status::Failed);
     let started = Instant::now();
-    let client = match conn.connect().await {
+    let connected = conn.connect().await;
+    row.wire = Wire::of(conn);
+    let client = match connected {
         Ok(client) => client,
         Err(e) => {
             let Explained { reason, hint } = explain::error(&e, url);
@@ -313,6 +347,7 @@ fn print_table(rows: &[Row]) {
                     0 => "<1 ms".to_owned(),
                     n => format!("{n} ms"),
                 })),
+                dash(r.wire.as_ref().map(Wire::cell)),
             ]
         })
         .collect();
@@ -326,6 +361,7 @@ fn print_table(rows: &[Row]) {
             "TOOLS",
             "CONNECT",
             "PROBE",
+            "WIRE",
         ],
         &cells,
         &[5, 6, 7],

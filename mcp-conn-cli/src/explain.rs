@@ -1,6 +1,6 @@
 //! A failure as a person reads it: a short reason and a hint to act on.
 
-use mcp_conn_core::{ConnectFailure, Error, TransportError};
+use mcp_conn_core::{ConnectFailure, Error, TlsFailure, TransportError};
 
 /// Why a server failed, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,10 +112,28 @@ pub(crate) fn transport(t: &TransportError, url: Option<&str>) -> Explained {
             format!("connection refused{at}"),
             "nothing listens there: is the server running?",
         ),
-        t if t.is_tls() => hint(
-            format!("TLS failed{at}: {t}"),
-            "check the certificate (or use http:// for a local server)",
+        t if t.is_proxy() => hint(
+            format!("the proxy would not connect us{at}: {t}"),
+            "check \"proxy\" (or HTTPS_PROXY/HTTP_PROXY), its credentials, and NO_PROXY",
         ),
+        t if t.is_tls() => {
+            let fix = match t.tls_failure() {
+                Some(TlsFailure::UnknownIssuer) => {
+                    "a private authority signed it: give its certificate as \"caFile\" (or SSL_CERT_FILE / NODE_EXTRA_CA_CERTS)"
+                }
+                Some(TlsFailure::NameMismatch) => {
+                    "the certificate is for another host name: check the URL's host"
+                }
+                Some(TlsFailure::Expired | TlsFailure::NotYetValid) => {
+                    "the server's certificate is out of date (or this machine's clock is wrong)"
+                }
+                Some(
+                    TlsFailure::ClientCertificateRequired | TlsFailure::ClientCertificateRejected,
+                ) => "this server wants a client certificate: set \"clientCert\" and \"clientKey\"",
+                _ => "check the certificate (or use http:// for a local server)",
+            };
+            hint(format!("TLS failed{at}: {t}"), fix)
+        }
         TransportError::Connect {
             kind: ConnectFailure::Dns,
             target,

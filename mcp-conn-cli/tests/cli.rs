@@ -71,6 +71,10 @@ fn main() {
             check_says_who_needs_consent_and_auth_gets_it,
         ),
         (
+            "check_shows_the_proxy_tls_version_and_protocol",
+            check_shows_the_proxy_tls_version_and_protocol,
+        ),
+        (
             "interop_check_against_real_servers",
             interop_check_against_real_servers,
         ),
@@ -283,6 +287,65 @@ fn check_table_json_and_exit_codes() {
     assert_eq!(by_name(&doc, "locked")["status"], "failed");
     assert_eq!(by_name(&doc, "off")["status"], "disabled");
     unauthorized.stop();
+}
+
+fn check_shows_the_proxy_tls_version_and_protocol() {
+    use mcp_conn_testkit::proxy::{ProxyBehavior, TestProxy};
+    use mcp_conn_testkit::tls::{TestCa, Usage};
+    let dir = Dir::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = TestCa::new("cli test CA").unwrap();
+    let identity = ca.issue(&["127.0.0.1"], Usage::Server, false).unwrap();
+    let h2 = TestCa::server_config(&identity, &[b"h2", b"http/1.1"], None).unwrap();
+    let h1 = TestCa::server_config(&identity, &[b"http/1.1"], None).unwrap();
+    let (h2_server, h1_server, proxy) = rt.block_on(async {
+        (
+            TestHttpServer::start_tls(Behavior::default(), h2)
+                .await
+                .unwrap(),
+            TestHttpServer::start_tls(Behavior::default(), h1)
+                .await
+                .unwrap(),
+            TestProxy::start(ProxyBehavior::default()).await.unwrap(),
+        )
+    });
+    let ca_file = dir.write("company-ca.pem", ca.cert_pem());
+    let config = json!({"mcpServers": {
+        "tunnelled": {"url": h2_server.url(), "caFile": "company-ca.pem", "proxy": proxy.url(None)},
+        "direct": {"url": h1_server.url(), "caFile": ca_file, "proxy": false},
+        "untrusted": {"url": h2_server.url(), "proxy": false}
+    }});
+    let path = dir.write("mcp.json", &config.to_string());
+    let path = path.to_str().unwrap();
+
+    let table = run(&dir, &["check", "--timeout", "10", path]);
+    assert_eq!(table.code, 1, "{}\n{}", table.stdout, table.stderr);
+    let out = &table.stdout;
+    assert!(out.contains("WIRE"), "{out}");
+    assert!(
+        out.contains(&format!("HTTP/2 TLSv1.3 via {}", proxy.url(None))),
+        "{out}"
+    );
+    assert!(out.contains("HTTP/1.1 TLSv1.3"), "{out}");
+    assert!(
+        out.contains("certificate signed by an unknown authority"),
+        "{out}"
+    );
+    assert!(out.contains("caFile"), "the hint names the fix: {out}");
+    no_debug_dump(out);
+
+    let json_run = run(&dir, &["check", "--json", "--timeout", "10", path]);
+    let doc: Value = serde_json::from_str(&json_run.stdout).expect("one JSON document");
+    let tunnelled = by_name(&doc, "tunnelled");
+    assert_eq!(tunnelled["status"], "ok", "{tunnelled}");
+    assert_eq!(tunnelled["wire"]["protocol"], "HTTP/2");
+    assert_eq!(tunnelled["wire"]["tls"], "TLSv1.3");
+    assert_eq!(tunnelled["wire"]["proxy"], proxy.url(None).as_str());
+    let direct = by_name(&doc, "direct");
+    assert_eq!(direct["wire"]["protocol"], "HTTP/1.1");
+    assert!(direct["wire"]["proxy"].is_null());
+    assert_eq!(by_name(&doc, "untrusted")["status"], "failed");
+    assert!(proxy.tunnels() >= 2, "both runs went through the proxy");
 }
 
 fn check_all_healthy_exits_0_and_leaves_nothing_running() {

@@ -42,5 +42,6 @@ pub use metrics::RequestMetrics;
 pub use notification::ServerNotification;
 pub use status::{ConnectionInfo, ConnectionStatus, HealthReport};
 pub use transport::{
-    Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError,
+    Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, TlsFailure, Transport, TransportError,
+    WireInfo,
 };

@@ -26,6 +26,42 @@ pub trait Transport: fmt::Debug + Send + Sync + 'static {
     /// A short name of the transport kind (`"stdio"`, `"http"`, …), used in
     /// reports such as [`crate::ConnectionInfo::transport_type`].
     fn kind(&self) -> &'static str;
+
+    /// What the last link negotiated on the wire (proxy, TLS version, HTTP
+    /// version), for reports; `None` for transports without such things,
+    /// or before the first link.
+    fn wire_info(&self) -> Option<WireInfo> {
+        None
+    }
+}
+
+/// What a network transport's last link negotiated, for reports such as
+/// `mcp-conn check`. Eventually consistent: the transport notes it when a
+/// connection opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WireInfo {
+    /// The proxy it went through (`http://host:port`, never credentials).
+    pub proxy: Option<String>,
+    /// The TLS version (`TLSv1.3`), when TLS was used.
+    pub tls_version: Option<String>,
+    /// The application protocol (`HTTP/1.1`, `HTTP/2`).
+    pub protocol: Option<String>,
+}
+
+impl WireInfo {
+    /// A report of these three.
+    pub fn new(
+        proxy: Option<String>,
+        tls_version: Option<String>,
+        protocol: Option<String>,
+    ) -> Self {
+        WireInfo {
+            proxy,
+            tls_version,
+            protocol,
+        }
+    }
 }
 
 #[async_trait]
@@ -37,6 +73,10 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn kind(&self) -> &'static str {
         (**self).kind()
     }
+
+    fn wire_info(&self) -> Option<WireInfo> {
+        (**self).wire_info()
+    }
 }
 
 #[async_trait]
@@ -47,6 +87,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn kind(&self) -> &'static str {
         (**self).kind()
+    }
+
+    fn wire_info(&self) -> Option<WireInfo> {
+        (**self).wire_info()
     }
 }
 
@@ -141,8 +185,17 @@ pub enum ConnectFailure {
     Refused,
     /// The host name did not resolve.
     Dns,
-    /// The TLS handshake failed (unknown issuer, expired, wrong name…).
+    /// The TLS handshake failed, for a reason the transport cannot tell
+    /// apart (transports that can say more report [`TransportError::Tls`]).
     Tls,
+    /// The proxy could not open a tunnel to the server (it answered 5xx,
+    /// or closed the connection). It may heal, like any other network
+    /// failure.
+    Proxy,
+    /// The proxy refused the tunnel for good: it wants credentials, or
+    /// refused the ones given (`407`), or does not allow the destination
+    /// (`403`, another 4xx). Trying again cannot help.
+    ProxyRefused,
     /// Connecting took longer than allowed.
     Timeout,
     /// The configuration makes connecting impossible (a working directory
@@ -150,6 +203,51 @@ pub enum ConnectFailure {
     Invalid,
     /// Anything else (reset, unreachable network…).
     Other,
+}
+
+/// Why a TLS handshake (or the first exchange after it) failed. None of
+/// these heal by trying again: they need another certificate, another
+/// trusted authority, or another setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server's certificate is signed by an authority we do not trust
+    /// (a private or self-signed authority: add its certificate as a root).
+    UnknownIssuer,
+    /// The server's certificate has expired.
+    Expired,
+    /// The server's certificate is not valid yet.
+    NotYetValid,
+    /// The server's certificate is not for the host name we dialled.
+    NameMismatch,
+    /// The server's certificate was revoked.
+    Revoked,
+    /// Something else is wrong with the server's certificate (bad encoding,
+    /// bad signature, wrong usage…).
+    BadCertificate,
+    /// The server requires a client certificate and we sent none.
+    ClientCertificateRequired,
+    /// The server refused the client certificate we sent.
+    ClientCertificateRejected,
+    /// The handshake broke: the peer does not speak TLS there, or we share
+    /// no protocol version or cipher suite with it.
+    Handshake,
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsFailure::UnknownIssuer => "certificate signed by an unknown authority",
+            TlsFailure::Expired => "certificate expired",
+            TlsFailure::NotYetValid => "certificate not valid yet",
+            TlsFailure::NameMismatch => "certificate is not valid for this host name",
+            TlsFailure::Revoked => "certificate revoked",
+            TlsFailure::BadCertificate => "invalid certificate",
+            TlsFailure::ClientCertificateRequired => "the server requires a client certificate",
+            TlsFailure::ClientCertificateRejected => "the server refused our client certificate",
+            TlsFailure::Handshake => "TLS handshake failed",
+        })
+    }
 }
 
 /// Why a transport failed. Cheap to clone: the engine hands the same reason to
@@ -188,6 +286,18 @@ pub enum TransportError {
         /// Where to (a URL, a program, a path).
         target: String,
         /// The underlying error, if any.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// TLS with the server failed, for a reason the transport could tell
+    /// ([`TlsFailure`]). Never retryable.
+    #[error("TLS with {target} failed: {reason}{}", cause_suffix(.source))]
+    Tls {
+        /// What went wrong.
+        reason: TlsFailure,
+        /// Where to (a URL, without credentials or query).
+        target: String,
+        /// The TLS library's error.
         #[source]
         source: Option<Cause>,
     },
@@ -301,11 +411,13 @@ impl TransportError {
             | TransportError::Unauthorized { .. }
             | TransportError::CrossOrigin { .. }
             | TransportError::UnexpectedContent { .. }
+            | TransportError::Tls { .. }
             | TransportError::Protocol(_) => false,
             TransportError::Spawn { source, .. } => !spawn_is_permanent(source),
-            TransportError::Connect { kind, .. } => {
-                !matches!(kind, ConnectFailure::Invalid | ConnectFailure::Tls)
-            }
+            TransportError::Connect { kind, .. } => !matches!(
+                kind,
+                ConnectFailure::Invalid | ConnectFailure::Tls | ConnectFailure::ProxyRefused
+            ),
             TransportError::Http { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
@@ -341,12 +453,33 @@ impl TransportError {
         )
     }
 
-    /// Whether the TLS handshake failed.
+    /// Whether TLS with the server failed ([`TransportError::Tls`], or a
+    /// connect failure of kind [`ConnectFailure::Tls`]).
     pub fn is_tls(&self) -> bool {
         matches!(
             self,
+            TransportError::Tls { .. }
+                | TransportError::Connect {
+                    kind: ConnectFailure::Tls,
+                    ..
+                }
+        )
+    }
+
+    /// What failed in TLS, when the transport could tell.
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        match self {
+            TransportError::Tls { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the proxy refused the tunnel or the credentials.
+    pub fn is_proxy(&self) -> bool {
+        matches!(
+            self,
             TransportError::Connect {
-                kind: ConnectFailure::Tls,
+                kind: ConnectFailure::Proxy | ConnectFailure::ProxyRefused,
                 ..
             }
         )
@@ -441,6 +574,35 @@ mod tests {
         );
         let tls = TransportError::connect(ConnectFailure::Tls, "https://x/", None);
         assert!(tls.is_tls() && !tls.is_retryable());
+        for reason in [
+            TlsFailure::UnknownIssuer,
+            TlsFailure::ClientCertificateRequired,
+        ] {
+            let tls = TransportError::Tls {
+                reason,
+                target: "https://x/".into(),
+                source: Some(Arc::new(std::io::Error::other("handshake")) as Cause),
+            };
+            assert!(tls.is_tls() && !tls.is_retryable() && !tls.is_refused());
+            assert_eq!(tls.tls_failure(), Some(reason));
+            assert!(
+                std::error::Error::source(&tls).is_some(),
+                "the cause is kept"
+            );
+            assert!(tls.to_string().contains(&reason.to_string()), "{tls}");
+        }
+        let proxy = TransportError::connect(ConnectFailure::Proxy, "http://127.0.0.1:1/", None);
+        assert!(
+            proxy.is_proxy() && proxy.is_retryable(),
+            "a proxy refusal may heal"
+        );
+        let auth =
+            TransportError::connect(ConnectFailure::ProxyRefused, "http://127.0.0.1:1/", None);
+        assert!(
+            auth.is_proxy() && !auth.is_retryable(),
+            "407 will fail again"
+        );
+        assert_eq!(refused.tls_failure(), None);
         let busy = TransportError::Http {
             status: 429,
             body: String::new(),

@@ -13,7 +13,8 @@ mod settings;
 
 pub use catalog::{Collision, QualifiedTool, ToolCatalog, ToolSetDiff};
 pub use config::{
-    parse_config, parse_config_with, read_config_file, ConfigContext, ServerConfig, ServerTransport,
+    parse_config, parse_config_with, read_config_file, ConfigContext, HttpNetwork, ProxyChoice,
+    ServerConfig, ServerTransport,
 };
 pub use error::{Error, PoolConfigError};
 pub use event::{PoolEvent, PoolHealth};

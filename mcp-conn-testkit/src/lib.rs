@@ -5,6 +5,10 @@
 //!   the `fake-mcp-server` binary or from any program that re-executes itself;
 //! - [`auth_server`]: an OAuth authorization server with a protected MCP
 //!   endpoint, in process, for the OAuth client's tests;
+//! - [`tls`]: a certificate authority made by the test, the certificates it
+//!   issues, and server configurations for the HTTPS test server;
+//! - [`proxy`]: a small HTTP proxy (`CONNECT` tunnels and forwarding), with
+//!   optional Basic credentials and a refusing mode, counting what it did;
 //! - [`leaks`]: counts of open file descriptors and child processes, to assert
 //!   that nothing is left behind.
 //!
@@ -18,3 +22,5 @@ mod fake_stateless;
 pub mod http_server;
 mod http_stateless;
 pub mod leaks;
+pub mod proxy;
+pub mod tls;

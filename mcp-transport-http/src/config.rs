@@ -12,6 +12,8 @@ use mcp_conn_core::{Link, Transport, TransportError};
 use url::Url;
 
 use crate::auth::TokenProvider;
+use crate::proxy::{Env, Proxies, ProxyOption};
+use crate::tls::TlsOptions;
 
 /// Headers the transport sets itself; configuring them is an error.
 const RESERVED: [&str; 7] = [
@@ -65,6 +67,25 @@ pub enum HttpConfigError {
         /// The other.
         second: &'static str,
     },
+    /// A TLS setting could not be used: a PEM file that cannot be read or
+    /// holds no certificate, a key that does not match the certificate, no
+    /// trusted authority at all.
+    #[error("TLS setting `{setting}`: {reason}")]
+    Tls {
+        /// The setting (`ca_file`, `client_cert`, `client_key`,
+        /// `SSL_CERT_FILE`, `tls_roots`).
+        setting: &'static str,
+        /// What is wrong (names the file, never a key's contents).
+        reason: String,
+    },
+    /// A proxy URL (given, or from `HTTPS_PROXY` & co.) is not usable.
+    #[error("proxy setting `{setting}`: {reason}")]
+    InvalidProxy {
+        /// The setting or environment variable.
+        setting: &'static str,
+        /// What is wrong (never the credentials).
+        reason: String,
+    },
     /// A setting that must be positive is zero.
     #[error("`{setting}` must be greater than zero")]
     Zero {
@@ -112,6 +133,12 @@ pub(crate) struct Settings {
     pub(crate) response_timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) max_in_flight: usize,
+    /// The TLS client configuration (roots, client certificate); ALPN is
+    /// set by the connector.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) proxies: crate::proxy::Proxies,
+    /// What the last connection negotiated (written by the links).
+    pub(crate) negotiated: crate::connector::NegotiatedSlot,
 }
 
 /// Talks to an MCP server over Streamable HTTP (hyper, pooled keep-alive
@@ -159,6 +186,7 @@ impl fmt::Debug for HttpTransport {
             .field("headers", &names)
             .field("credentials", &credentials)
             .field("mode", &s.mode)
+            .field("proxies", &s.proxies)
             .finish_non_exhaustive()
     }
 }
@@ -190,12 +218,22 @@ impl HttpTransport {
             response_timeout: Duration::from_secs(60),
             max_message_size: 16 * 1024 * 1024,
             max_in_flight: 256,
+            tls: TlsOptions::default(),
+            proxy: ProxyOption::default(),
+            no_proxy: None,
+            env: Env::default(),
         }
     }
 
     /// The endpoint URL.
     pub fn url(&self) -> &str {
         self.settings.url.as_str()
+    }
+
+    /// What the last connection this transport opened negotiated (proxy,
+    /// TLS version, HTTP version); `None` before the first one.
+    pub fn negotiated(&self) -> Option<crate::Negotiated> {
+        self.settings.negotiated.lock().clone()
     }
 }
 
@@ -207,6 +245,12 @@ impl Transport for HttpTransport {
 
     fn kind(&self) -> &'static str {
         "http"
+    }
+
+    fn wire_info(&self) -> Option<mcp_conn_core::WireInfo> {
+        self.negotiated().map(|n| {
+            mcp_conn_core::WireInfo::new(n.proxy, n.tls_version, Some(n.http_version.to_owned()))
+        })
     }
 }
 
@@ -224,6 +268,10 @@ pub struct HttpTransportBuilder {
     response_timeout: Duration,
     max_message_size: usize,
     max_in_flight: usize,
+    pub(crate) tls: TlsOptions,
+    pub(crate) proxy: ProxyOption,
+    pub(crate) no_proxy: Option<String>,
+    pub(crate) env: Env,
 }
 
 impl fmt::Debug for HttpTransportBuilder {
@@ -234,6 +282,8 @@ impl fmt::Debug for HttpTransportBuilder {
             .field("bearer_token", &self.bearer_token.is_some())
             .field("token_provider", &self.token_provider.is_some())
             .field("mode", &self.mode)
+            .field("tls", &self.tls)
+            .field("env", &self.env)
             .finish_non_exhaustive()
     }
 }
@@ -354,8 +404,13 @@ impl HttpTransportBuilder {
                 return Err(HttpConfigError::Zero { setting });
             }
         }
+        let proxies = Proxies::new(&self.proxy, self.no_proxy.as_deref(), &self.env)?;
+        let tls = Arc::new(self.tls.client_config(&self.env)?);
         Ok(HttpTransport {
             settings: Arc::new(Settings {
+                tls,
+                proxies,
+                negotiated: Default::default(),
                 url,
                 headers,
                 credentials,

@@ -260,6 +260,9 @@ impl Shared {
             if let Some(token) = self.token.lock().clone() {
                 headers.insert(AUTHORIZATION, token);
             }
+            if let Some(auth) = self.settings.proxies.forwarding_auth(url) {
+                headers.insert(http::header::PROXY_AUTHORIZATION, auth);
+            }
             let stage = match out {
                 Outgoing::Post { stage, .. } => *stage,
                 Outgoing::Get { .. } | Outgoing::Delete => Stage::Established,

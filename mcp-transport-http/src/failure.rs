@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, RETRY_AFTER};
-use mcp_conn_core::{Cause, ConnectFailure, TransportError};
+use mcp_conn_core::{Cause, ConnectFailure, TlsFailure, TransportError};
+use rustls::{AlertDescription, CertificateError};
+
+use crate::proxy::TunnelError;
 
 /// The longest `Retry-After` honoured; a server asking for more gets this.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -56,6 +59,15 @@ pub(crate) fn classify(e: &(dyn StdError + 'static)) -> ConnectFailure {
         return ConnectFailure::Tls;
     }
     for e in &links {
+        match e.downcast_ref::<TunnelError>() {
+            Some(t) if t.is_refusal() => return ConnectFailure::ProxyRefused,
+            Some(TunnelError::Status { .. } | TunnelError::Broken { .. }) => {
+                return ConnectFailure::Proxy
+            }
+            _ => {}
+        }
+    }
+    for e in &links {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             match io.kind() {
                 io::ErrorKind::ConnectionRefused => return ConnectFailure::Refused,
@@ -72,6 +84,15 @@ pub(crate) fn classify(e: &(dyn StdError + 'static)) -> ConnectFailure {
 /// source; anything else (the connection broke during the exchange) is
 /// [`TransportError::Io`], with the error kept inside.
 pub(crate) fn client_error(e: hyper_util::client::legacy::Error, target: &str) -> TransportError {
+    // A TLS alert may come after the handshake (TLS 1.3: a server that
+    // refuses our client certificate says so on the first read).
+    if let Some(reason) = tls_failure(&e) {
+        return TransportError::Tls {
+            reason,
+            target: target.to_owned(),
+            source: Some(Arc::new(e) as Cause),
+        };
+    }
     if e.is_connect() {
         let kind = classify(&e);
         return TransportError::connect(kind, target, Some(Arc::new(e) as Cause));
@@ -81,6 +102,68 @@ pub(crate) fn client_error(e: hyper_util::client::legacy::Error, target: &str) -
         .find_map(|e| e.downcast_ref::<io::Error>().map(io::Error::kind))
         .unwrap_or(io::ErrorKind::Other);
     TransportError::Io(Arc::new(io::Error::new(kind, e)))
+}
+
+/// What failed in TLS, if `e`'s cause chain holds a `rustls` error.
+pub(crate) fn tls_failure(e: &(dyn StdError + 'static)) -> Option<TlsFailure> {
+    let links = chain(e);
+    let Some(tls) = links.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) else {
+        return links.iter().find_map(|e| alert_after_h2(*e));
+    };
+    Some(match tls {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                TlsFailure::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                TlsFailure::NotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsFailure::NameMismatch
+            }
+            CertificateError::Revoked => TlsFailure::Revoked,
+            _ => TlsFailure::BadCertificate,
+        },
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            TlsFailure::ClientCertificateRequired
+        }
+        rustls::Error::AlertReceived(
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::AccessDenied,
+        ) => TlsFailure::ClientCertificateRejected,
+        _ => TlsFailure::Handshake,
+    })
+}
+
+/// An alert the server sent after the handshake, on an HTTP/2 connection:
+/// `h2` keeps an I/O error's kind and message but not its type, so the
+/// `rustls` error survives only as its message (`received fatal alert:
+/// CertificateRequired`). Only alerts are read this way (certificate checks
+/// happen in the handshake, before `h2`, and keep their type).
+fn alert_after_h2(e: &(dyn StdError + 'static)) -> Option<TlsFailure> {
+    let io = e.downcast_ref::<io::Error>()?;
+    if io.kind() != io::ErrorKind::InvalidData || io.get_ref()?.is::<rustls::Error>() {
+        return None;
+    }
+    let message = io.get_ref()?.to_string();
+    let alert = message.strip_prefix("received fatal alert: ")?;
+    Some(match alert.trim() {
+        "CertificateRequired" => TlsFailure::ClientCertificateRequired,
+        "BadCertificate"
+        | "UnknownCA"
+        | "CertificateUnknown"
+        | "CertificateExpired"
+        | "CertificateRevoked"
+        | "UnsupportedCertificate"
+        | "AccessDenied" => TlsFailure::ClientCertificateRejected,
+        _ => TlsFailure::Handshake,
+    })
 }
 
 /// Where a request went, for errors and logs: scheme, host, port and path,
@@ -163,6 +246,56 @@ mod tests {
             rustls::Error::General("bad".into()),
         ));
         assert_eq!(classify(&tls), ConnectFailure::Tls, "nested io::Errors");
+        assert_eq!(tls_failure(&tls), Some(TlsFailure::Handshake));
+        for (error, reason) in [
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                TlsFailure::UnknownIssuer,
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::Expired),
+                TlsFailure::Expired,
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+                TlsFailure::NameMismatch,
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+                TlsFailure::ClientCertificateRequired,
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+                TlsFailure::ClientCertificateRejected,
+            ),
+        ] {
+            let wrapped = io::Error::new(io::ErrorKind::InvalidData, error);
+            assert_eq!(tls_failure(&wrapped), Some(reason));
+        }
+        assert_eq!(tls_failure(&io::Error::other("plain")), None);
+        // What h2 leaves of a rustls alert: its message.
+        let h2 = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(AlertDescription::CertificateRequired).to_string(),
+        );
+        assert_eq!(
+            tls_failure(&io::Error::other(h2)),
+            Some(TlsFailure::ClientCertificateRequired)
+        );
+        let other = io::Error::new(io::ErrorKind::InvalidData, "received something else");
+        assert_eq!(tls_failure(&other), None);
+        let status = |status| TunnelError::Status {
+            proxy: "http://127.0.0.1:1".into(),
+            status,
+        };
+        assert_eq!(classify(&status(407)), ConnectFailure::ProxyRefused);
+        assert_eq!(classify(&status(403)), ConnectFailure::ProxyRefused);
+        assert_eq!(classify(&status(502)), ConnectFailure::Proxy);
+        let io = TunnelError::Io {
+            proxy: "http://127.0.0.1:1".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(classify(&io), ConnectFailure::Refused);
         let dns = DnsError {
             host: "x.invalid".into(),
             source: io::Error::other("no such host"),

@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod connector;
 mod exchange;
 mod failure;
 #[cfg(feature = "fuzzing")]
@@ -13,11 +14,15 @@ mod legacy;
 mod link;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+mod proxy;
 mod session;
 mod sse;
 mod stateless;
 mod stream;
+mod tls;
 
 pub use auth::{AuthChallenge, TokenProvider};
 pub use config::{HttpConfigError, HttpMode, HttpTransport, HttpTransportBuilder};
+pub use connector::Negotiated;
 pub use session::{SESSION_HEADER, VERSION_HEADER};
+pub use tls::TlsRoots;

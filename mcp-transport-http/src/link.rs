@@ -12,15 +12,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::header::HeaderValue;
 use http::StatusCode;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use mcp_conn_core::jsonrpc::{Message, RequestId};
 use mcp_conn_core::{Inbound, Link, LinkRx, LinkTx, TransportError};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -37,9 +32,6 @@ const GET_STREAM_OPEN: Duration = Duration::from_secs(5);
 /// How many inbound items may wait for the engine.
 const INBOUND_QUEUE: usize = 1024;
 
-pub(crate) type HttpClient =
-    Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
-
 /// What the link's tasks hand the receive half.
 enum Item {
     Inbound(Inbound),
@@ -50,7 +42,7 @@ enum Item {
 /// The state every task of one link shares.
 pub(crate) struct Shared {
     pub(crate) settings: Arc<Settings>,
-    pub(crate) client: HttpClient,
+    pub(crate) client: crate::connector::HttpClient,
     /// The current `Authorization` value (fixed, or the provider's latest).
     pub(crate) token: Mutex<Option<HeaderValue>>,
     pub(crate) session: crate::session::Session,
@@ -97,21 +89,6 @@ impl tower_service::Service<Name> for Resolver {
     }
 }
 
-fn client(settings: &Settings) -> HttpClient {
-    let mut http = HttpConnector::new_with_resolver(Resolver);
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(https)
-}
-
 /// Opens a link: nothing is sent yet on Streamable HTTP (the engine's
 /// `initialize` is the first POST); the legacy transport's stream is opened
 /// here.
@@ -123,7 +100,7 @@ pub(crate) async fn open(settings: Arc<Settings>) -> Result<Link, TransportError
     };
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
     let shared = Arc::new(Shared {
-        client: client(&settings),
+        client: crate::connector::client(&settings, settings.negotiated.clone()),
         permits: Arc::new(Semaphore::new(settings.max_in_flight)),
         settings,
         token: Mutex::new(token),

@@ -171,6 +171,13 @@ impl Connection {
         self.shared.transport.kind()
     }
 
+    /// What the transport's last link negotiated on the wire (proxy, TLS
+    /// version, HTTP version), if the transport reports it
+    /// ([`crate::Transport::wire_info`]).
+    pub fn wire_info(&self) -> Option<crate::WireInfo> {
+        self.shared.transport.wire_info()
+    }
+
     /// Connects (opens the link and runs the `initialize` handshake) within
     /// `connection_timeout`, and returns the live client. This is the
     /// user's explicit connect:

@@ -65,9 +65,10 @@ impl ServerTransport {
                 headers,
                 legacy_sse,
                 auth,
+                network,
             } => {
                 use mcp_transport_http::{HttpConfigError, HttpMode, HttpTransport};
-                let mut b = HttpTransport::builder(url.clone());
+                let mut b = network.apply(HttpTransport::builder(url.clone()));
                 #[cfg(feature = "oauth")]
                 let mut oauth = None;
                 if let Some(auth) = auth {
@@ -99,6 +100,13 @@ impl ServerTransport {
                             format!("{path}.headers.{name}")
                         }
                         HttpConfigError::InvalidUrl { .. } => format!("{path}.url"),
+                        HttpConfigError::Tls { setting, .. }
+                        | HttpConfigError::InvalidProxy { setting, .. } => {
+                            match HttpNetwork::key_of(setting) {
+                                Some(key) => format!("{path}.{key}"),
+                                None => path.clone(),
+                            }
+                        }
                         _ => path.clone(),
                     };
                     PoolConfigError::new(field, e.to_string())

@@ -38,6 +38,13 @@
 //!   `max_restarts` with `restart_window` (seconds, default 600) set the
 //!   restart budget; `max_in_flight` bounds the requests in flight to it;
 //!   `replay_after_reconnect` (a boolean) turns on safe replay.
+//! - An HTTP server may have `caFile` (a PEM file of extra authorities to
+//!   trust), `clientCert` and `clientKey` (PEM files, for mutual TLS),
+//!   `proxy` (`"http://[user:password@]host:port"`, or `false` for none;
+//!   default: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) and
+//!   `noProxy` (replaces `NO_PROXY`); relative paths are taken from the
+//!   config file's folder. No host has a per-server convention for these;
+//!   the environment variables hosts honour work without them.
 //! - Other keys a host adds are ignored.
 //!
 //! Errors name the exact field: `mcpServers.fs.args[2]: expected a string`.
@@ -58,6 +65,9 @@ use serde_json::Value;
 mod build;
 pub(crate) use build::Built;
 mod expand;
+mod network;
+
+pub use network::{HttpNetwork, ProxyChoice};
 
 use expand::{read_env_file, Expander};
 
@@ -92,6 +102,8 @@ pub enum ServerTransport {
         legacy_sse: bool,
         /// `"auth"`: OAuth 2.1 (see [`crate::auth`]).
         auth: Option<crate::auth::HttpAuth>,
+        /// `caFile`, `clientCert`, `clientKey`, `proxy`, `noProxy`.
+        network: HttpNetwork,
     },
 }
 
@@ -117,6 +129,7 @@ impl fmt::Debug for ServerTransport {
                 headers,
                 legacy_sse,
                 auth,
+                network,
             } => f
                 .debug_struct("Http")
                 .field("url", url)
@@ -126,6 +139,7 @@ impl fmt::Debug for ServerTransport {
                 )
                 .field("legacy_sse", legacy_sse)
                 .field("auth", auth)
+                .field("network", network)
                 .finish(),
         }
     }
@@ -288,6 +302,11 @@ struct RawServer {
     server_url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
     auth: Option<Value>,
+    ca_file: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    proxy: Option<Value>,
+    no_proxy: Option<String>,
     disabled: Option<bool>,
     connection: Option<Overrides>,
 }
@@ -494,6 +513,19 @@ impl RawServer {
                 "authorization is for HTTP servers; give a stdio server its credentials in `env`",
             ));
         }
+        let network = network::RawNetwork {
+            ca_file: self.ca_file,
+            client_cert: self.client_cert,
+            client_key: self.client_key,
+            proxy: self.proxy,
+            no_proxy: self.no_proxy,
+        };
+        if let (Some(key), Kind::Stdio) = (network.any(), kind) {
+            return Err(PoolConfigError::new(
+                format!("{path}.{key}"),
+                "is for HTTP servers (a stdio server reads proxies and certificates from its `env`)",
+            ));
+        }
         let transport = match kind {
             Kind::Stdio => {
                 let args_as_written = self.args.unwrap_or_default();
@@ -540,6 +572,7 @@ impl RawServer {
                         )?,
                         None => None,
                     },
+                    network: network.resolve(path, expand)?,
                 }
             }
         };

@@ -56,6 +56,7 @@ pub(super) async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<B
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     st.log.lock().push(Recorded {
+        version: parts.version,
         method: parts.method.clone(),
         path: path.clone(),
         headers: parts.headers.clone(),

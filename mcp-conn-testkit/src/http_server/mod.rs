@@ -21,11 +21,13 @@ use http::{HeaderMap, Method};
 use http_body::Frame;
 use http_body_util::combinators::BoxBody;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 mod handlers;
 
@@ -145,6 +147,8 @@ impl Default for Behavior {
 /// A request the server received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The HTTP version it came with.
+    pub version: http::Version,
     /// The HTTP method.
     pub method: Method,
     /// The path and query.
@@ -191,6 +195,7 @@ struct State {
 #[derive(Debug)]
 pub struct TestHttpServer {
     addr: SocketAddr,
+    https: bool,
     state: Arc<State>,
     tasks: JoinSet<()>,
 }
@@ -213,6 +218,26 @@ impl TestHttpServer {
 
     /// Starts a server on `addr` (e.g. the address of one that was stopped).
     pub async fn start_on(addr: SocketAddr, behavior: Behavior) -> std::io::Result<Self> {
+        Self::listen(addr, behavior, None).await
+    }
+
+    /// Starts an `https` server on a free port of 127.0.0.1 with `tls`
+    /// (see [`crate::tls::TestCa::server_config`]): HTTP/2 or HTTP/1.1,
+    /// whichever the client speaks (ALPN is the configuration's).
+    pub async fn start_tls(
+        behavior: Behavior,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        let addr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        Self::listen(addr, behavior, Some(TlsAcceptor::from(tls))).await
+    }
+
+    async fn listen(
+        addr: SocketAddr,
+        behavior: Behavior,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
+        let https = tls.is_some();
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
@@ -227,21 +252,39 @@ impl TestHttpServer {
                         let Ok((stream, _)) = accepted else { continue };
                         st.connections.fetch_add(1, Ordering::SeqCst);
                         let st = st.clone();
+                        let tls = tls.clone();
                         connections.spawn(async move {
                             let service = service_fn(move |req| {
                                 let st = st.clone();
                                 async move { Ok::<_, Infallible>(handle(st, req).await) }
                             });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                            match tls {
+                                None => {
+                                    let _ = hyper::server::conn::http1::Builder::new()
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                                }
+                                Some(tls) => {
+                                    // A client that fails the handshake
+                                    // (untrusted, no certificate) ends here.
+                                    let Ok(stream) = tls.accept(stream).await else { return };
+                                    let _ = AutoBuilder::new(TokioExecutor::new())
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                                }
+                            }
                         });
                     }
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
             }
         });
-        Ok(TestHttpServer { addr, state, tasks })
+        Ok(TestHttpServer {
+            addr,
+            https,
+            state,
+            tasks,
+        })
     }
 
     /// The server's address.
@@ -249,9 +292,11 @@ impl TestHttpServer {
         self.addr
     }
 
-    /// The MCP endpoint URL.
+    /// The MCP endpoint URL (`https` for a TLS server; its certificate
+    /// must name `127.0.0.1`).
     pub fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/mcp", self.addr)
     }
 
     /// Queues a fault for the next POSTed request (not notifications).

@@ -10,8 +10,10 @@ mod eras;
 mod failures;
 mod legacy;
 mod load;
+mod proxy;
 mod sessions;
 mod streams;
+mod tls;
 
 use common::within;
 use mcp_conn_core::{Connection, ConnectionStatus, Error, TransportError};

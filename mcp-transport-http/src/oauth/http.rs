@@ -52,7 +52,7 @@ impl OAuthHttp {
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(crate::tls::default_client_config())
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
