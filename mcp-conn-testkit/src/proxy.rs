@@ -9,13 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// How the proxy behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ProxyBehavior {
+    /// Speak TLS to clients with this configuration (an `https://`
+    /// proxy); plain TCP when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Require `Proxy-Authorization: Basic` with this user and password
     /// (else 407).
     pub credentials: Option<(String, String)>,
@@ -23,8 +26,21 @@ pub struct ProxyBehavior {
     pub refuse: Option<u16>,
 }
 
+impl std::fmt::Debug for ProxyBehavior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyBehavior")
+            .field("tls", &self.tls.is_some())
+            .field("credentials", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("refuse", &self.refuse)
+            .finish()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counts {
+    /// The target of each connection's first request (`host:port` for a
+    /// tunnel, the absolute URI for forwarding).
+    targets: std::sync::Mutex<Vec<String>>,
     tunnels: AtomicU64,
     forwarded: AtomicU64,
     refused: AtomicU64,
@@ -34,6 +50,7 @@ struct Counts {
 #[derive(Debug)]
 pub struct TestProxy {
     addr: SocketAddr,
+    scheme: &'static str,
     counts: Arc<Counts>,
     tasks: JoinSet<()>,
 }
@@ -48,6 +65,11 @@ impl TestProxy {
         let counts = Arc::new(Counts::default());
         let mut tasks = JoinSet::new();
         let c = counts.clone();
+        let scheme = if behavior.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let behavior = Arc::new(behavior);
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
@@ -55,7 +77,18 @@ impl TestProxy {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        connections.spawn(serve(stream, behavior.clone(), c.clone()));
+                        let (behavior, counts) = (behavior.clone(), c.clone());
+                        connections.spawn(async move {
+                            match behavior.tls.clone() {
+                                None => serve(stream, behavior, counts).await,
+                                Some(tls) => {
+                                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                                    if let Ok(stream) = acceptor.accept(stream).await {
+                                        serve(stream, behavior, counts).await;
+                                    }
+                                }
+                            }
+                        });
                     }
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
@@ -63,6 +96,7 @@ impl TestProxy {
         });
         Ok(TestProxy {
             addr,
+            scheme,
             counts,
             tasks,
         })
@@ -71,9 +105,21 @@ impl TestProxy {
     /// The proxy's URL, with `user:password@` when given.
     pub fn url(&self, credentials: Option<(&str, &str)>) -> String {
         match credentials {
-            Some((user, password)) => format!("http://{user}:{password}@{}", self.addr),
-            None => format!("http://{}", self.addr),
+            Some((user, password)) => {
+                format!("{}://{user}:{password}@{}", self.scheme, self.addr)
+            }
+            None => format!("{}://{}", self.scheme, self.addr),
         }
+    }
+
+    /// The target of each proxied connection's first request: `host:port`
+    /// for a tunnel, the absolute URI for a forwarded request.
+    pub fn targets(&self) -> Vec<String> {
+        self.counts
+            .targets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// How many `CONNECT` tunnels it opened.
@@ -99,7 +145,7 @@ impl TestProxy {
 
 /// Reads a request head (up to the blank line), a byte at a time so that
 /// nothing after it is consumed.
-async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > MAX_HEAD {
@@ -123,12 +169,16 @@ fn loopback(authority: &str) -> Option<SocketAddr> {
     addr.ip().is_loopback().then_some(addr)
 }
 
-async fn answer(stream: &mut TcpStream, status: u16, extra: &str) {
+async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, extra: &str) {
     let reply = format!("HTTP/1.1 {status} Test Proxy\r\n{extra}Content-Length: 0\r\n\r\n");
     let _ = stream.write_all(reply.as_bytes()).await;
 }
 
-async fn serve(mut client: TcpStream, behavior: Arc<ProxyBehavior>, counts: Arc<Counts>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
+    behavior: Arc<ProxyBehavior>,
+    counts: Arc<Counts>,
+) {
     let Some(head) = read_head(&mut client).await else {
         return;
     };
@@ -156,6 +206,11 @@ async fn serve(mut client: TcpStream, behavior: Arc<ProxyBehavior>, counts: Arc<
             .await;
         }
     }
+    counts
+        .targets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(target.to_owned());
     if method == "CONNECT" {
         let Some(addr) = loopback(target) else {
             return answer(&mut client, 403, "").await;

@@ -91,6 +91,14 @@ pub trait TokenProvider: Send + Sync + 'static {
     /// The server refused the current token; return a new one to retry with,
     /// or `None` to give up.
     async fn refresh(&self, challenge: &AuthChallenge) -> Option<String>;
+
+    /// Called when a transport using this provider is built, with the
+    /// network it uses (proxies, trusted roots, client certificate): a
+    /// provider that makes HTTP requests of its own (OAuth) should make them
+    /// the same way. The default ignores it.
+    fn use_network(&self, network: &crate::TransportNetwork) {
+        let _ = network;
+    }
 }
 
 #[cfg(test)]

@@ -406,6 +406,12 @@ impl HttpTransportBuilder {
         }
         let proxies = Proxies::new(&self.proxy, self.no_proxy.as_deref(), &self.env)?;
         let tls = Arc::new(self.tls.client_config(&self.env)?);
+        if let Credentials::Provider(provider) = &credentials {
+            provider.use_network(&crate::TransportNetwork {
+                tls: tls.clone(),
+                proxies: proxies.clone(),
+            });
+        }
         Ok(HttpTransport {
             settings: Arc::new(Settings {
                 tls,

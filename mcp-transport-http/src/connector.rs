@@ -106,6 +106,7 @@ pub(crate) fn client(settings: &Settings, slot: NegotiatedSlot) -> HttpClient {
     let proxied = ProxyConnector {
         http,
         proxies: settings.proxies.clone(),
+        proxy_tls: crate::proxy_stream::proxy_tls(&settings.tls),
     };
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config((*settings.tls).clone())
@@ -117,4 +118,57 @@ pub(crate) fn client(settings: &Settings, slot: NegotiatedSlot) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(Recording { inner, slot })
+}
+
+/// The network a transport reaches its server through: its proxies and
+/// its TLS settings (trusted roots, client certificate). The transport
+/// hands it to its [`TokenProvider`](crate::TokenProvider) when it is
+/// built ([`TokenProvider::use_network`](crate::TokenProvider::use_network)),
+/// so that OAuth requests take the same way as MCP requests.
+#[derive(Debug, Clone)]
+// Read by the OAuth client only (feature `oauth`).
+#[cfg_attr(not(feature = "oauth"), allow(dead_code))]
+pub struct TransportNetwork {
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) proxies: crate::proxy::Proxies,
+}
+
+#[cfg(feature = "oauth")]
+impl TransportNetwork {
+    /// The defaults: the process's proxy variables (none if they are
+    /// invalid, with a warning), the platform's and the web's roots.
+    pub(crate) fn from_environment() -> Self {
+        let env = crate::proxy::Env::Process;
+        let proxies =
+            crate::proxy::Proxies::new(&Default::default(), None, &env).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring the proxy environment variables");
+                crate::proxy::Proxies::none()
+            });
+        TransportNetwork {
+            tls: Arc::new(crate::tls::default_client_config()),
+            proxies,
+        }
+    }
+
+    /// A pooled HTTP/1.1 client over this network.
+    pub(crate) fn client(
+        &self,
+        connect_timeout: Duration,
+    ) -> Client<HttpsConnector<ProxyConnector>, Full<Bytes>> {
+        let mut http = HttpConnector::new_with_resolver(Resolver);
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let proxied = ProxyConnector {
+            http,
+            proxies: self.proxies.clone(),
+            proxy_tls: crate::proxy_stream::proxy_tls(&self.tls),
+        };
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*self.tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(proxied);
+        Client::builder(TokioExecutor::new()).build(https)
+    }
 }

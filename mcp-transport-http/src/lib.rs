@@ -15,6 +15,7 @@ mod link;
 #[cfg(feature = "oauth")]
 pub mod oauth;
 mod proxy;
+mod proxy_stream;
 mod session;
 mod sse;
 mod stateless;
@@ -23,6 +24,6 @@ mod tls;
 
 pub use auth::{AuthChallenge, TokenProvider};
 pub use config::{HttpConfigError, HttpMode, HttpTransport, HttpTransportBuilder};
-pub use connector::Negotiated;
+pub use connector::{Negotiated, TransportNetwork};
 pub use session::{SESSION_HEADER, VERSION_HEADER};
 pub use tls::TlsRoots;

@@ -18,11 +18,11 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tower_service::Service;
 
 use crate::config::{HttpConfigError, HttpTransportBuilder};
 use crate::link::Resolver;
+use crate::proxy_stream::ProxyStream;
 
 /// Where environment variables come from: the process (default) or a map
 /// given to the builder (tests, hosts that pass an environment along).
@@ -107,9 +107,9 @@ fn check(setting: &'static str, value: &str) -> Result<(), HttpConfigError> {
         format!("http://{value}")
     };
     let url = url::Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(format!(
-            "proxy scheme {:?} is not supported (only http:// proxies)",
+            "proxy scheme {:?} is not supported (http:// and https:// proxies are)",
             url.scheme()
         )));
     }
@@ -120,6 +120,12 @@ fn check(setting: &'static str, value: &str) -> Result<(), HttpConfigError> {
 }
 
 impl Proxies {
+    /// No proxy for anything.
+    #[cfg(feature = "oauth")]
+    pub(crate) fn none() -> Self {
+        Proxies { matcher: None }
+    }
+
     /// The rules for `option`, reading variables from `env`; `no_proxy`
     /// replaces `NO_PROXY` when given.
     pub(crate) fn new(
@@ -188,7 +194,7 @@ impl Proxies {
 
 /// Proxy settings.
 impl HttpTransportBuilder {
-    /// Sends every request through this HTTP proxy (`http://[user:password@]host:port`),
+    /// Sends every request through this proxy (`http://` or `https://`, `[user:password@]host:port`),
     /// whatever the environment says; `https` goes through a `CONNECT`
     /// tunnel. Credentials in the URL are sent as `Proxy-Authorization:
     /// Basic` and never logged. `NO_PROXY` still applies (see
@@ -230,11 +236,12 @@ impl HttpTransportBuilder {
     }
 }
 
-/// A connection from [`ProxyConnector`]: the TCP stream, and whether
-/// requests on it go to a forwarding proxy (absolute-form URIs).
+/// A connection from [`ProxyConnector`]: the stream (TCP, or TLS to an
+/// `https://` proxy), and whether requests on it go to a forwarding proxy
+/// (absolute-form URIs).
 #[derive(Debug)]
 pub(crate) struct ProxiedIo {
-    io: TokioIo<TcpStream>,
+    io: TokioIo<ProxyStream>,
     /// The proxy this connection goes through, if any.
     pub(crate) proxy: Option<String>,
     /// Whether it forwards plain `http` requests (not a tunnel).
@@ -243,7 +250,11 @@ pub(crate) struct ProxiedIo {
 
 impl Connection for ProxiedIo {
     fn connected(&self) -> Connected {
-        self.io.connected().proxy(self.forwarding)
+        match self.io.inner() {
+            ProxyStream::Tcp(tcp) => tcp.connected(),
+            ProxyStream::Tls(_) => Connected::new(),
+        }
+        .proxy(self.forwarding)
     }
 }
 
@@ -281,6 +292,8 @@ impl Write for ProxiedIo {
 pub(crate) struct ProxyConnector {
     pub(crate) http: HttpConnector<Resolver>,
     pub(crate) proxies: Proxies,
+    /// TLS to `https://` proxies.
+    pub(crate) proxy_tls: Arc<rustls::ClientConfig>,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -298,19 +311,27 @@ impl Service<Uri> for ProxyConnector {
     fn call(&mut self, dst: Uri) -> Connecting {
         let mut http = self.http.clone();
         let intercept = self.proxies.intercept(&dst);
+        let proxy_tls = self.proxy_tls.clone();
         Box::pin(async move {
             let Some(intercept) = intercept else {
                 let io = http.call(dst).await?;
                 return Ok(ProxiedIo {
-                    io,
+                    io: TokioIo::new(ProxyStream::Tcp(io.into_inner())),
                     proxy: None,
                     forwarding: false,
                 });
             };
             let name = proxy_name(&intercept);
+            let proxy_uri = intercept.uri().clone();
+            let tcp = http.call(proxy_uri.clone()).await?.into_inner();
+            let stream = if proxy_uri.scheme_str() == Some("https") {
+                let host = proxy_uri.host().unwrap_or_default();
+                crate::proxy_stream::connect_tls(tcp, host, proxy_tls).await?
+            } else {
+                ProxyStream::Tcp(tcp)
+            };
             if dst.scheme_str() == Some("https") {
-                let io = http.call(intercept.uri().clone()).await?;
-                let stream = tunnel(io.into_inner(), &dst, intercept.basic_auth(), &name).await?;
+                let stream = tunnel(stream, &dst, intercept.basic_auth(), &name).await?;
                 tracing::debug!(proxy = %name, "tunnel open");
                 Ok(ProxiedIo {
                     io: TokioIo::new(stream),
@@ -318,9 +339,8 @@ impl Service<Uri> for ProxyConnector {
                     forwarding: false,
                 })
             } else {
-                let io = http.call(intercept.uri().clone()).await?;
                 Ok(ProxiedIo {
-                    io,
+                    io: TokioIo::new(stream),
                     proxy: Some(name),
                     forwarding: true,
                 })
@@ -364,11 +384,11 @@ impl TunnelError {
 /// Asks the proxy on `stream` for a tunnel to `dst` (`CONNECT host:port`),
 /// with `Proxy-Authorization` when the proxy URL carried credentials.
 async fn tunnel(
-    mut stream: TcpStream,
+    mut stream: ProxyStream,
     dst: &Uri,
     auth: Option<&HeaderValue>,
     proxy: &str,
-) -> Result<TcpStream, TunnelError> {
+) -> Result<ProxyStream, TunnelError> {
     let io = |source| TunnelError::Io {
         proxy: proxy.to_owned(),
         source,
@@ -547,7 +567,7 @@ mod tests {
             (ProxyOption::Url("http://".into()), env(&[])),
             (
                 ProxyOption::FromEnv,
-                env(&[("HTTPS_PROXY", "https://127.0.0.1:1")]),
+                env(&[("HTTPS_PROXY", "socks5h://127.0.0.1:1")]),
             ),
         ] {
             let err = Proxies::new(&option, None, &e).expect_err("refused");

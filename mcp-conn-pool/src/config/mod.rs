@@ -40,7 +40,7 @@
 //!   `replay_after_reconnect` (a boolean) turns on safe replay.
 //! - An HTTP server may have `caFile` (a PEM file of extra authorities to
 //!   trust), `clientCert` and `clientKey` (PEM files, for mutual TLS),
-//!   `proxy` (`"http://[user:password@]host:port"`, or `false` for none;
+//!   `proxy` (`"http(s)://[user:password@]host:port"`, or `false` for none;
 //!   default: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) and
 //!   `noProxy` (replaces `NO_PROXY`); relative paths are taken from the
 //!   config file's folder. No host has a per-server convention for these;

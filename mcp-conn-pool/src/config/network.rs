@@ -21,7 +21,7 @@ pub enum ProxyChoice {
     /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` (default).
     #[default]
     Environment,
-    /// `"proxy": "http://[user:password@]host:port"`.
+    /// `"proxy": "http(s)://[user:password@]host:port"`.
     Url(String),
     /// `"proxy": false`: never a proxy.
     Off,

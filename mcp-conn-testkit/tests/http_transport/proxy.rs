@@ -205,3 +205,74 @@ async fn a_proxy_that_refuses_or_wants_credentials_is_a_typed_failure() {
         .expect_err("nothing there");
     assert!(transport_error(&err).is_refused(), "{err}");
 }
+
+/// An `https://` proxy (TLS to the proxy, its certificate checked against
+/// the same roots): the tunnel to an https server runs the server's TLS
+/// inside the proxy's; plain http is forwarded over the proxy's TLS; a
+/// proxy whose certificate is not trusted is a typed TLS failure.
+#[tokio::test]
+async fn an_https_proxy_is_reached_over_tls() {
+    let ca = TestCa::new("proxy test CA").expect("CA");
+    let srv = https(&ca).await;
+    let identity = ca
+        .issue(&["127.0.0.1"], Usage::Server, false)
+        .expect("cert");
+    let proxy = proxy(ProxyBehavior {
+        tls: Some(TestCa::server_config(&identity, &[b"http/1.1"], None).expect("config")),
+        credentials: Some(("carol".into(), "pw".into())),
+        ..Default::default()
+    })
+    .await;
+    let url = proxy.url(Some(("carol", "pw")));
+    assert!(url.starts_with("https://"), "{url}");
+    let transport = HttpTransport::builder(srv.url())
+        .proxy(url.clone())
+        .no_proxy("")
+        .tls_roots(TlsRoots::ExtraOnly)
+        .ca_pem(ca.cert_pem())
+        .build()
+        .expect("an https proxy is accepted");
+    let conn = connect_once(transport.clone());
+    within("connect", conn.connect())
+        .await
+        .expect("through the https proxy");
+    assert_eq!(echo(&conn, "tls in tls").await, "tls in tls");
+    assert!(proxy.tunnels() >= 1);
+    assert_eq!(
+        transport.negotiated().expect("connected").proxy.as_deref(),
+        Some(proxy.url(None).as_str())
+    );
+    conn.disconnect().await;
+
+    // Plain http through the https proxy: forwarded.
+    let plain = server(Behavior::default()).await;
+    let transport = HttpTransport::builder(plain.url())
+        .proxy(url.clone())
+        .no_proxy("")
+        .tls_roots(TlsRoots::ExtraOnly)
+        .ca_pem(ca.cert_pem())
+        .build()
+        .expect("valid");
+    let conn = connect_once(transport);
+    within("connect", conn.connect()).await.expect("forwarded");
+    assert_eq!(echo(&conn, "forwarded").await, "forwarded");
+    assert!(proxy.forwarded() >= 1);
+    conn.disconnect().await;
+
+    // The proxy's certificate from an authority nobody trusts.
+    let other = TestCa::new("someone else").expect("CA");
+    let transport = HttpTransport::builder(srv.url())
+        .proxy(url)
+        .no_proxy("")
+        .tls_roots(TlsRoots::ExtraOnly)
+        .ca_pem(other.cert_pem())
+        .build()
+        .expect("valid");
+    let conn = connect_once(transport);
+    let err = within("connect", conn.connect())
+        .await
+        .expect_err("an untrusted proxy");
+    let t = transport_error(&err);
+    assert!(t.is_tls(), "{t:?}");
+    assert!(!err.is_retryable(), "{err}");
+}

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use url::Url;
 
 use super::OAuthError;
@@ -20,12 +20,16 @@ use crate::config::redacted;
 /// The largest OAuth answer read (metadata, registration, token).
 const MAX_BODY: usize = 1024 * 1024;
 
-type Inner = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Inner = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<crate::proxy::ProxyConnector>,
+    Full<Bytes>,
+>;
 
-/// A hyper client for OAuth endpoints; cheap to clone.
+/// A hyper client for OAuth endpoints; cheap to clone (clones share the
+/// network, which the transport may set: [`OAuthHttp::use_network`]).
 #[derive(Clone)]
 pub(crate) struct OAuthHttp {
-    client: Inner,
+    client: Arc<Mutex<(Inner, crate::TransportNetwork)>>,
     timeout: Duration,
 }
 
@@ -48,18 +52,16 @@ pub(crate) struct Answer {
 impl OAuthHttp {
     /// A client whose every request (connect, send, read) ends within `timeout`.
     pub(crate) fn new(timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::tls::default_client_config())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let network = crate::TransportNetwork::from_environment();
         OAuthHttp {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: Arc::new(Mutex::new((network.client(timeout), network))),
             timeout,
         }
+    }
+
+    /// From now on, the transport's proxies and TLS settings.
+    pub(crate) fn use_network(&self, network: &crate::TransportNetwork) {
+        *self.client.lock() = (network.client(self.timeout), network.clone());
     }
 
     /// Sends `req` and reads the answer, whatever its status, within the timeout.
@@ -78,9 +80,17 @@ impl OAuthHttp {
                 source,
             }
         };
+        let (client, net) = self.client.lock().clone();
+        let mut req = req;
+        if let Ok(url) = Url::parse(&req.uri().to_string()) {
+            // Plain http through a forwarding proxy carries its credentials.
+            if let Some(auth) = net.proxies.forwarding_auth(&url) {
+                req.headers_mut()
+                    .insert(http::header::PROXY_AUTHORIZATION, auth);
+            }
+        }
         let exchange = async {
-            let resp = self
-                .client
+            let resp = client
                 .request(req)
                 .await
                 .map_err(|e| network(e.to_string(), Some(Box::new(e))))?;

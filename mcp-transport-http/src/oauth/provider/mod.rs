@@ -471,6 +471,10 @@ impl TokenProvider for OAuthProvider {
         }
     }
 
+    fn use_network(&self, network: &crate::TransportNetwork) {
+        self.inner.http.use_network(network);
+    }
+
     async fn refresh(&self, challenge: &AuthChallenge) -> Option<String> {
         let inner = &self.inner;
         let mut st = inner.state.lock().await;
