@@ -8,7 +8,10 @@
 //!
 //! The demo authorization server approves every authorization at once (so
 //! the headless consent stands in for the user), issues one-hour access
-//! tokens and no refresh tokens.
+//! tokens and no refresh tokens. For refresh, a second server
+//! (`js/oauth_refresh_server.mjs`) is made of the same SDK's authorization
+//! router, token endpoint and bearer middleware, with token bookkeeping of
+//! ours that issues refresh tokens.
 
 mod common;
 
@@ -44,6 +47,10 @@ fn provider(url: &str, store: &std::path::Path) -> OAuthProvider {
 }
 
 async fn greet(url: &str, oauth: &OAuthProvider) -> String {
+    call(url, oauth, "greet", json!({"name": "mcp-conn"})).await
+}
+
+async fn call(url: &str, oauth: &OAuthProvider, tool: &str, args: serde_json::Value) -> String {
     let transport = HttpTransport::builder(url)
         .token_provider(oauth.clone())
         .build()
@@ -58,11 +65,7 @@ async fn greet(url: &str, oauth: &OAuthProvider) -> String {
     );
     let outcome = async {
         let client = within("connect", conn.connect()).await?;
-        within(
-            "greet",
-            client.call_tool("greet", json!({"name": "mcp-conn"})),
-        )
-        .await
+        within(tool, client.call_tool(tool, args)).await
     }
     .await;
     conn.disconnect().await;
@@ -131,6 +134,115 @@ async fn the_typescript_sdk_example_server_with_oauth() {
     let third = provider(&url, &store);
     assert!(greet(&url, &third).await.contains("mcp-conn"));
     assert_eq!(third.consent_count(), 1);
+
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = server.kill().await;
+}
+
+/// `METHOD path` on 127.0.0.1:`port` (the refresh server's control
+/// endpoints); the answer's body.
+async fn control(port: u16, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("writes");
+    let mut answer = String::new();
+    within("the control answer", stream.read_to_string(&mut answer))
+        .await
+        .expect("reads");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The TypeScript SDK's own authorization router, token endpoint (with its
+/// `refresh_token` grant) and bearer middleware
+/// (`mcp-conn-testkit/js/oauth_refresh_server.mjs`; only its token
+/// bookkeeping is ours, since the SDK's demo issues no refresh tokens):
+/// consent once, a restarted client reuses the file store, an access token
+/// the server expired is refreshed on the 401 without consent, and a revoked
+/// refresh token leads to consent again.
+#[tokio::test]
+async fn the_typescript_sdk_auth_router_refreshes_and_asks_again_when_refresh_fails() {
+    let Some(router) = common::everything(
+        "oauth_interop",
+        "@modelcontextprotocol/sdk/dist/esm/server/auth/router.js",
+    ) else {
+        return;
+    };
+    let node_modules = common::workspace().join(".cache/npm/node_modules");
+    assert!(router.starts_with(&node_modules));
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/oauth_refresh_server.mjs");
+    let port = free_port();
+    let mut server = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(&node_modules)
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdout = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    within("the server listening", async {
+        while let Some(line) = stdout.next_line().await.expect("stdout") {
+            if line.contains("listening on") {
+                return;
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+
+    let url = format!("http://localhost:{port}/mcp");
+    let dir = std::env::temp_dir().join(format!("mcp-oauth-refresh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.join("tokens.json");
+    let whoami = |oauth: OAuthProvider| {
+        let url = url.clone();
+        async move {
+            let text = call(&url, &oauth, "whoami", json!({})).await;
+            (text, oauth.consent_count())
+        }
+    };
+    let counts = || async {
+        let body = control(port, "GET", "/test/counts").await;
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("counts");
+        (doc["authorizations"].as_u64(), doc["refreshes"].as_u64())
+    };
+
+    let (text, consents) = whoami(provider(&url, &store)).await;
+    assert!(text.starts_with("client "), "{text}");
+    assert_eq!(consents, 1, "first connect: one consent");
+    assert_eq!(counts().await, (Some(1), Some(0)));
+
+    let (_, consents) = whoami(provider(&url, &store)).await;
+    assert_eq!(
+        consents, 0,
+        "restarted client: the stored token, no consent"
+    );
+
+    control(port, "POST", "/test/expire-access-tokens").await;
+    let (_, consents) = whoami(provider(&url, &store)).await;
+    assert_eq!(
+        consents, 0,
+        "an expired access token is refreshed, no consent"
+    );
+    assert_eq!(counts().await, (Some(1), Some(1)));
+
+    control(port, "POST", "/test/expire-access-tokens").await;
+    control(port, "POST", "/test/revoke-refresh-tokens").await;
+    let (_, consents) = whoami(provider(&url, &store)).await;
+    assert_eq!(consents, 1, "the refresh token was refused: consent again");
+    assert_eq!(counts().await, (Some(2), Some(1)));
 
     let _ = std::fs::remove_dir_all(&dir);
     let _ = server.kill().await;
