@@ -34,6 +34,29 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts a node server and waits (bounded) for its `ready` line on stdout.
+async fn start_node(mut command: tokio::process::Command, ready: &str) -> tokio::process::Child {
+    let mut server = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdout = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    within("the server listening", async {
+        while let Some(line) = stdout.next_line().await.expect("stdout") {
+            if line.contains(ready) {
+                return;
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    server
+}
+
 fn provider(url: &str, store: &std::path::Path) -> OAuthProvider {
     OAuthProvider::builder(url)
         .consent(HeadlessConsent::with_redirect_uri(
@@ -84,28 +107,13 @@ async fn the_typescript_sdk_example_server_with_oauth() {
         return;
     };
     let (mcp_port, auth_port) = (free_port(), free_port());
-    let mut server = tokio::process::Command::new("node")
+    let mut command = tokio::process::Command::new("node");
+    command
         .arg(&script)
         .arg("--oauth")
         .env("MCP_PORT", mcp_port.to_string())
-        .env("MCP_AUTH_PORT", auth_port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let mut stdout = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    within("the server listening", async {
-        while let Some(line) = stdout.next_line().await.expect("stdout") {
-            if line.contains("MCP Streamable HTTP Server listening") {
-                return;
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await;
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        .env("MCP_AUTH_PORT", auth_port.to_string());
+    let mut server = start_node(command, "MCP Streamable HTTP Server listening").await;
 
     // The server publishes its resource as localhost.
     let url = format!("http://localhost:{mcp_port}/mcp");
@@ -180,27 +188,12 @@ async fn the_typescript_sdk_auth_router_refreshes_and_asks_again_when_refresh_fa
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/oauth_refresh_server.mjs");
     let port = free_port();
-    let mut server = tokio::process::Command::new("node")
+    let mut command = tokio::process::Command::new("node");
+    command
         .arg(&script)
         .arg(&node_modules)
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let mut stdout = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    within("the server listening", async {
-        while let Some(line) = stdout.next_line().await.expect("stdout") {
-            if line.contains("listening on") {
-                return;
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await;
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        .arg(port.to_string());
+    let mut server = start_node(command, "listening on").await;
 
     let url = format!("http://localhost:{port}/mcp");
     let dir = std::env::temp_dir().join(format!("mcp-oauth-refresh-{}", std::process::id()));
