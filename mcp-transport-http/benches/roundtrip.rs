@@ -245,7 +245,10 @@ async fn prepare_floor(bare: &Bare, addr: SocketAddr, mode: &Mode) -> Result<Scr
 
     let url: http::Uri = url(addr).parse()?;
     let mut headers = vec![
-        (ACCEPT, HeaderValue::from_static("application/json, text/event-stream")),
+        (
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        ),
         (CONTENT_TYPE, HeaderValue::from_static("application/json")),
     ];
     if matches!(mode.protocol, ProtocolPreference::Handshake) {
@@ -255,7 +258,9 @@ async fn prepare_floor(bare: &Bare, addr: SocketAddr, mode: &Mode) -> Result<Scr
         for (name, value) in &headers {
             req = req.header(name, value);
         }
-        let resp = bare.request(req.body(Full::new(Bytes::from(init)))?).await?;
+        let resp = bare
+            .request(req.body(Full::new(Bytes::from(init)))?)
+            .await?;
         let session = resp
             .headers()
             .get("mcp-session-id")
@@ -312,6 +317,8 @@ async fn our_call(client: &Client) -> Result<(), Failure> {
 
 #[derive(Debug, Clone, Copy)]
 struct Figures {
+    /// CPU time of the client's thread per call (Linux), if known.
+    cpu: Option<Duration>,
     p50: Duration,
     p90: Duration,
     p99: Duration,
@@ -322,6 +329,7 @@ fn summarize(mut samples: Vec<Duration>, busy: Duration) -> Figures {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     Figures {
+        cpu: None,
         p50: at(0.5),
         p90: at(0.9),
         p99: at(0.99),
@@ -344,7 +352,11 @@ async fn measure(bin: &PathBuf, mode: &Mode, calls: usize) -> Result<Measured, F
         .pool_idle_timeout(Duration::from_secs(90))
         .build(http);
     let script = Arc::new(prepare_floor(&bare, server.addr, mode).await?);
-    let conn = Connection::with_config("bench", transport(server.addr)?, config(mode.protocol.clone()));
+    let conn = Connection::with_config(
+        "bench",
+        transport(server.addr)?,
+        config(mode.protocol.clone()),
+    );
     let client = conn.connect().await?;
 
     let mut id = 0u64;
@@ -358,8 +370,10 @@ async fn measure(bin: &PathBuf, mode: &Mode, calls: usize) -> Result<Measured, F
     let block = calls / BLOCKS;
     let (mut floor, mut ours) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     let (mut floor_busy, mut ours_busy) = (Duration::ZERO, Duration::ZERO);
+    let (mut floor_cpu, mut ours_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
     for b in 0..BLOCKS {
         for turn in if b % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let cpu_before = thread_cpu();
             let started = Instant::now();
             for _ in 0..block {
                 let t = Instant::now();
@@ -372,11 +386,17 @@ async fn measure(bin: &PathBuf, mode: &Mode, calls: usize) -> Result<Measured, F
                     ours.push(t.elapsed());
                 }
             }
-            if turn == 0 {
+            let cpu = thread_cpu()
+                .zip(cpu_before)
+                .map(|(after, before)| after - before);
+            let total = if turn == 0 {
                 floor_busy += started.elapsed();
+                &mut floor_cpu
             } else {
                 ours_busy += started.elapsed();
-            }
+                &mut ours_cpu
+            };
+            *total = total.zip(cpu).map(|(t, c)| t + c);
         }
     }
 
@@ -420,11 +440,25 @@ async fn measure(bin: &PathBuf, mode: &Mode, calls: usize) -> Result<Measured, F
     conn.disconnect().await;
     drop(server);
     Ok(Measured {
-        floor: summarize(floor, floor_busy),
-        ours: summarize(ours, ours_busy),
+        floor: Figures {
+            cpu: floor_cpu.map(|c| c / floor.len() as u32),
+            ..summarize(floor, floor_busy)
+        },
+        ours: Figures {
+            cpu: ours_cpu.map(|c| c / ours.len() as u32),
+            ..summarize(ours, ours_busy)
+        },
         floor_concurrent: summarize(floor_c, floor_c_busy),
         ours_concurrent: summarize(ours_c, ours_c_busy),
     })
+}
+
+/// The CPU time the calling thread has run (`/proc/thread-self/schedstat`,
+/// Linux), which is where the client's runtime runs every task.
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 fn micros(d: Duration) -> f64 {
@@ -433,14 +467,16 @@ fn micros(d: Duration) -> f64 {
 
 fn row(mode: &str, measure: &str, f: &Figures, ratio: f64) {
     println!(
-        "{:<28} {:<26} {:>8.1} {:>8.1} {:>8.1} {:>9.0} {:>7.2}",
+        "{:<28} {:<26} {:>8.1} {:>8.1} {:>8.1} {:>9.0} {:>7.2} {:>8}",
         mode,
         measure,
         micros(f.p50),
         micros(f.p90),
         micros(f.p99),
         f.per_sec,
-        ratio
+        ratio,
+        f.cpu
+            .map_or_else(|| "-".to_owned(), |c| format!("{:.1}", micros(c)))
     );
 }
 
@@ -480,8 +516,8 @@ fn main() -> Result<(), Failure> {
          client on one current-thread runtime"
     );
     println!(
-        "{:<28} {:<26} {:>8} {:>8} {:>8} {:>9} {:>7}",
-        "reply mode", "measure", "p50 µs", "p90 µs", "p99 µs", "calls/s", "/floor"
+        "{:<28} {:<26} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}",
+        "reply mode", "measure", "p50 µs", "p90 µs", "p99 µs", "calls/s", "/floor", "cpu µs"
     );
     for (name, m) in &results {
         row(name, "bare hyper floor", &m.floor, 1.0);
@@ -500,7 +536,8 @@ fn main() -> Result<(), Failure> {
         );
     }
     println!(
-        "\n/floor: sequential p50 over the floor's (goal <= 1.15); in flight, calls/s over the floor's (goal >= 1.00)"
+        "\n/floor: sequential p50 over the floor's (goal <= 1.15); in flight, calls/s over the floor's (goal >= 1.00)\n\
+         cpu µs: CPU time of the client's thread per sequential call (the server's is not counted)"
     );
     Ok(())
 }

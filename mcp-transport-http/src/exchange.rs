@@ -3,6 +3,7 @@
 //! message's answer means: a JSON or SSE reply, a renewed session, the
 //! legacy fallback, or a failure of the request or of the link.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,12 +119,15 @@ impl Content {
         let Some(value) = resp.headers().get(CONTENT_TYPE) else {
             return Content::Missing;
         };
-        let text = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
-        let essence = text.split(';').next().unwrap_or_default().trim();
-        match essence {
-            "application/json" => Content::Json,
-            EVENT_STREAM => Content::EventStream,
-            _ => Content::Other(text),
+        let bytes = value.as_bytes();
+        let essence = bytes.split(|b| *b == b';').next().unwrap_or_default();
+        let essence = essence.trim_ascii();
+        if essence.eq_ignore_ascii_case(b"application/json") {
+            Content::Json
+        } else if essence.eq_ignore_ascii_case(EVENT_STREAM.as_bytes()) {
+            Content::EventStream
+        } else {
+            Content::Other(String::from_utf8_lossy(bytes).to_ascii_lowercase())
         }
     }
 }
@@ -259,10 +263,10 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, Transpor
 
 impl Shared {
     /// Where POSTs go now.
-    fn post_url(&self) -> Url {
+    fn post_url(&self) -> Cow<'_, Url> {
         match self.session.wire() {
-            Wire::Streamable => self.settings.url.clone(),
-            Wire::Legacy { endpoint } => endpoint,
+            Wire::Streamable => Cow::Borrowed(&self.settings.url),
+            Wire::Legacy { endpoint } => Cow::Owned(endpoint),
         }
     }
 
