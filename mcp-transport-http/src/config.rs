@@ -124,6 +124,8 @@ pub(crate) enum Credentials {
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) url: Url,
+    /// `url`, parsed once for every request to it.
+    pub(crate) uri: http::Uri,
     /// Static headers; values marked sensitive.
     pub(crate) headers: HeaderMap,
     pub(crate) credentials: Credentials,
@@ -353,6 +355,13 @@ impl HttpTransportBuilder {
     /// Checks every setting and makes the transport.
     pub fn build(self) -> Result<HttpTransport, HttpConfigError> {
         let url = parse_url(&self.url)?;
+        let uri = url
+            .as_str()
+            .parse::<http::Uri>()
+            .map_err(|e| HttpConfigError::InvalidUrl {
+                url: redacted(&url),
+                reason: e.to_string(),
+            })?;
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let bad = |reason: String| HttpConfigError::InvalidHeader {
@@ -418,6 +427,7 @@ impl HttpTransportBuilder {
                 proxies,
                 negotiated: Default::default(),
                 url,
+                uri,
                 headers,
                 credentials,
                 mode: self.mode,

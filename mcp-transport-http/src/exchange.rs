@@ -3,7 +3,9 @@
 //! message's answer means: a JSON or SSE reply, a renewed session, the
 //! legacy fallback, or a failure of the request or of the link.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
@@ -27,6 +29,9 @@ const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const EVENT_STREAM: &str = "text/event-stream";
 /// Step-ups (403 `insufficient_scope`) tried for one message.
 const MAX_STEP_UPS: u32 = 2;
+/// How long a reply stream is read on after its response, waiting for its
+/// end (see [`Shared::read_reply_tail`]).
+const REPLY_TAIL: Duration = Duration::from_millis(250);
 /// The most of an error body read (its start is quoted in the error).
 const ERROR_BODY: usize = 64 * 1024;
 
@@ -78,6 +83,26 @@ pub(crate) enum Outgoing {
     Delete,
 }
 
+/// A message ready to POST (see [`Shared::prepare`]).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    kind: Kind,
+    post: Outgoing,
+    stateless: bool,
+    /// A notification's (or response's) method, for a timeout's message.
+    notice: Option<String>,
+}
+
+impl Prepared {
+    /// The id of the request it is, if it is one.
+    pub(crate) fn request_id(&self) -> Option<&RequestId> {
+        match &self.kind {
+            Kind::Request(id) | Kind::Initialize(id) => Some(id),
+            Kind::Initialized | Kind::Other => None,
+        }
+    }
+}
+
 /// What a body is, by its content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Content {
@@ -94,12 +119,15 @@ impl Content {
         let Some(value) = resp.headers().get(CONTENT_TYPE) else {
             return Content::Missing;
         };
-        let text = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
-        let essence = text.split(';').next().unwrap_or_default().trim();
-        match essence {
-            "application/json" => Content::Json,
-            EVENT_STREAM => Content::EventStream,
-            _ => Content::Other(text),
+        let bytes = value.as_bytes();
+        let essence = bytes.split(|b| *b == b';').next().unwrap_or_default();
+        let essence = essence.trim_ascii();
+        if essence.eq_ignore_ascii_case(b"application/json") {
+            Content::Json
+        } else if essence.eq_ignore_ascii_case(EVENT_STREAM.as_bytes()) {
+            Content::EventStream
+        } else {
+            Content::Other(String::from_utf8_lossy(bytes).to_ascii_lowercase())
         }
     }
 }
@@ -235,10 +263,10 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, Transpor
 
 impl Shared {
     /// Where POSTs go now.
-    fn post_url(&self) -> Url {
+    fn post_url(&self) -> Cow<'_, Url> {
         match self.session.wire() {
-            Wire::Streamable => self.settings.url.clone(),
-            Wire::Legacy { endpoint } => endpoint,
+            Wire::Streamable => Cow::Borrowed(&self.settings.url),
+            Wire::Legacy { endpoint } => Cow::Owned(endpoint),
         }
     }
 
@@ -254,13 +282,28 @@ impl Shared {
             Outgoing::Get { .. } => Method::GET,
             Outgoing::Delete => Method::DELETE,
         };
-        let mut req = Request::builder().method(method).uri(url.as_str());
+        // The configured URL is parsed once, in `build()`; a legacy endpoint
+        // each time.
+        let uri = if *url == self.settings.url {
+            self.settings.uri.clone()
+        } else {
+            url.as_str().parse::<http::Uri>().map_err(|e| {
+                TransportError::Protocol(format!(
+                    "cannot build a request for {}: {e}",
+                    crate::config::redacted(url)
+                ))
+            })?
+        };
+        let proxy_auth = self.settings.proxies.forwarding_auth(url, &uri);
+        let mut req = Request::builder().method(method).uri(uri);
         if let Some(headers) = req.headers_mut() {
-            headers.extend(self.settings.headers.clone());
+            if !self.settings.headers.is_empty() {
+                headers.extend(self.settings.headers.clone());
+            }
             if let Some(token) = self.token.lock().clone() {
                 headers.insert(AUTHORIZATION, token);
             }
-            if let Some(auth) = self.settings.proxies.forwarding_auth(url) {
+            if let Some(auth) = proxy_auth {
                 headers.insert(http::header::PROXY_AUTHORIZATION, auth);
             }
             let stage = match out {
@@ -307,11 +350,13 @@ impl Shared {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, TransportError> {
-        let target = failure::target(req.uri());
+        // Named in the error only, so kept as the URI (cheap to clone) and
+        // written out only when the request fails.
+        let uri = req.uri().clone();
         self.client
             .request(req)
             .await
-            .map_err(|e| failure::client_error(e, &target))
+            .map_err(|e| failure::client_error(e, &failure::target(&uri)))
     }
 
     /// Sends `out` to `url` and returns the answer, whatever its status,
@@ -351,8 +396,11 @@ impl Shared {
         }
     }
 
-    /// POSTs one message and handles its answer.
-    pub(crate) async fn deliver(self: &Arc<Self>, msg: &Message) -> Result<(), Failure> {
+    /// Makes a message ready to POST: serialises it once and notes what
+    /// its exchange needs (an `initialize`'s params, a stateless request's
+    /// headers). Done by the send half itself, so that the exchange task
+    /// needs no copy of the message.
+    pub(crate) fn prepare(&self, msg: &Message) -> Prepared {
         let kind = Kind::of(msg);
         let stage = match (&kind, msg) {
             (Kind::Initialize(id), Message::Request(r)) => {
@@ -370,16 +418,35 @@ impl Shared {
             _ => None,
         };
         let is_stateless = stateless.is_some();
-        let post = Outgoing::Post {
-            body: Bytes::from(msg.to_vec()),
-            stage,
-            extra: stateless.unwrap_or_default(),
+        let notice = match kind {
+            Kind::Initialized | Kind::Other => Some(method(msg).to_owned()),
+            Kind::Initialize(_) | Kind::Request(_) => None,
         };
+        Prepared {
+            post: Outgoing::Post {
+                body: Bytes::from(msg.to_vec()),
+                stage,
+                extra: stateless.unwrap_or_default(),
+            },
+            kind,
+            stateless: is_stateless,
+            notice,
+        }
+    }
+
+    /// POSTs one message and handles its answer.
+    pub(crate) async fn deliver(self: &Arc<Self>, msg: &Message) -> Result<(), Failure> {
+        self.deliver_prepared(&self.prepare(msg)).await
+    }
+
+    /// POSTs one prepared message and handles its answer.
+    pub(crate) async fn deliver_prepared(self: &Arc<Self>, p: &Prepared) -> Result<(), Failure> {
+        let (kind, post, is_stateless) = (&p.kind, &p.post, p.stateless);
         let mut renewed = false;
         loop {
             let sent_session = self.session.id();
             let url = self.post_url();
-            let answer = self.exchange(&url, &post);
+            let answer = self.exchange(&url, post);
             let resp = match kind {
                 // Bounded by the request's own timeout: the engine cancels
                 // it, which drops this exchange.
@@ -388,7 +455,10 @@ impl Shared {
                     let after = self.settings.response_timeout;
                     tokio::time::timeout(after, answer).await.map_err(|_| {
                         TransportError::Timeout {
-                            what: format!("the server's answer to a POSTed `{}`", method(msg)),
+                            what: format!(
+                                "the server's answer to a POSTed `{}`",
+                                p.notice.as_deref().unwrap_or("message")
+                            ),
                             after,
                         }
                     })??
@@ -398,7 +468,7 @@ impl Shared {
             let legacy = self.session.is_legacy();
             let initialize = matches!(kind, Kind::Initialize(_));
             if is_stateless {
-                return self.settle(resp, &kind, true).await;
+                return self.settle(resp, kind, true).await;
             }
             if status == StatusCode::NOT_FOUND
                 && sent_session.is_some()
@@ -424,9 +494,9 @@ impl Shared {
                 // An old server: use HTTP+SSE.
                 tracing::info!(%status, "initialize was refused; trying the HTTP+SSE transport");
                 self.open_legacy().await?;
-                return Box::pin(self.deliver(msg)).await;
+                return Box::pin(self.deliver_prepared(p)).await;
             }
-            return self.settle(resp, &kind, false).await;
+            return self.settle(resp, kind, false).await;
         }
     }
 
@@ -556,6 +626,7 @@ impl Shared {
                         self.push(m).await;
                     }
                     if answered {
+                        self.read_reply_tail(&mut stream).await;
                         return Ok(());
                     }
                     continue;
@@ -580,6 +651,27 @@ impl Shared {
             stream
                 .resume(kind.failure(cause), |last| self.reopen(last, kind))
                 .await?;
+        }
+    }
+
+    /// Reads a reply stream on after its response (the caller has it
+    /// already) until the server ends it, for at most [`REPLY_TAIL`]: a body
+    /// read to its end leaves its connection to the pool, one dropped before
+    /// closes it, and the next request would wait for a new one. Anything
+    /// else the server sends there still reaches the engine; a failure here
+    /// fails nothing.
+    async fn read_reply_tail(&self, stream: &mut EventStream) {
+        let tail = async {
+            while let Ok(Some(item)) = stream.next().await {
+                if let StreamItem::Messages(msgs) = item {
+                    for m in msgs {
+                        self.push(m).await;
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout(REPLY_TAIL, tail).await.is_err() {
+            tracing::debug!("a reply stream stayed open after its response; dropped");
         }
     }
 

@@ -278,21 +278,20 @@ struct HttpTx {
 
 impl HttpTx {
     /// POSTs `msg` in a task of its own; a request's exchange can also be
-    /// dropped on its own, when the engine cancels the request.
-    fn spawn(&self, msg: Message, permit: OwnedSemaphorePermit) {
+    /// dropped on its own, when the engine cancels the request. The message
+    /// is serialised here, so the task holds its bytes, not a copy of it.
+    fn spawn(&self, msg: &Message, permit: OwnedSemaphorePermit) {
+        let prepared = self.shared.prepare(msg);
         let shared = self.shared.clone();
         let own = self.shared.cancel.child_token();
-        let request_id = match &msg {
-            Message::Request(r) => {
-                shared.in_flight.lock().insert(r.id.clone(), own.clone());
-                Some(r.id.clone())
-            }
-            _ => None,
-        };
+        let request_id = prepared.request_id().cloned();
+        if let Some(id) = &request_id {
+            shared.in_flight.lock().insert(id.clone(), own.clone());
+        }
         self.shared.tasks.spawn(async move {
             let outcome = tokio::select! {
                 () = own.cancelled() => Ok(()),
-                outcome = shared.deliver(&msg) => outcome,
+                outcome = shared.deliver_prepared(&prepared) => outcome,
             };
             if let Some(id) = &request_id {
                 shared.in_flight.lock().remove(id);
@@ -360,7 +359,7 @@ impl LinkTx for HttpTx {
             .acquire_owned()
             .await
             .map_err(|_| TransportError::Closed)?;
-        self.spawn(msg.clone(), permit);
+        self.spawn(msg, permit);
         Ok(())
     }
 

@@ -176,12 +176,11 @@ impl Proxies {
     /// The `Proxy-Authorization` a plain `http` request to `url` carries:
     /// the credentials of the forwarding proxy it goes through, if any
     /// (an `https` request gives them to the tunnel instead).
-    pub(crate) fn forwarding_auth(&self, url: &url::Url) -> Option<HeaderValue> {
+    pub(crate) fn forwarding_auth(&self, url: &url::Url, uri: &Uri) -> Option<HeaderValue> {
         if url.scheme() != "http" {
             return None;
         }
-        let uri: Uri = url.as_str().parse().ok()?;
-        let mut auth = self.intercept(&uri)?.basic_auth()?.clone();
+        let mut auth = self.intercept(uri)?.basic_auth()?.clone();
         auth.set_sensitive(true);
         Some(auth)
     }

@@ -77,7 +77,7 @@ impl ToolHeaders {
 
     /// The headers of a stateless request.
     pub(crate) fn headers(&self, req: &Request, version: &str) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(3);
         let mut add = |name: HeaderName, value: &str| match HeaderValue::from_str(value) {
             Ok(v) => out.push((name, v)),
             Err(_) => {
@@ -98,7 +98,10 @@ impl ToolHeaders {
         if req.method == "tools/call" {
             let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
             let args = params.and_then(|p| p.get("arguments"));
-            let designated = tool.and_then(|t| self.by_tool.lock().get(t).cloned());
+            let designated = tool.and_then(|t| {
+                let by_tool = self.by_tool.lock();
+                by_tool.get(t).filter(|h| !h.is_empty()).cloned()
+            });
             for (arg, header) in designated.unwrap_or_default() {
                 let Some(value) = args.and_then(|a| a.get(&arg)).and_then(header_value) else {
                     continue; // null or absent: no header

@@ -93,6 +93,10 @@ async fn serve_http(port: u16, json: bool) -> Result<(), Failure> {
     eprintln!("listening on {}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
+        // rmcp writes an SSE reply in several small writes (the priming
+        // event, the message, the last chunk); with Nagle on, each after the
+        // first waits for the client's delayed ACK (~40 ms on Linux).
+        stream.set_nodelay(true)?;
         let mcp = mcp.clone();
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {

@@ -284,6 +284,8 @@ async fn post(
         (_, Reply::Sse) => {
             let (tx, rx) = mpsc::channel(4);
             let n = st.counter.fetch_add(1, Ordering::SeqCst);
+            let end_delay = behavior.sse_end_delay;
+            let st = st.clone();
             tokio::spawn(async move {
                 let _ = tx
                     .send(Bytes::from(format!("id: p-{n}\ndata: \n\n: a comment\n\n")))
@@ -293,6 +295,19 @@ async fn post(
                         "id: r-{n}\nevent: message\ndata: {response}\n\n"
                     )))
                     .await;
+                if let Some(delay) = end_delay {
+                    tokio::time::sleep(delay).await;
+                    let sent = tx.send(Bytes::from_static(b": end\n\n")).await;
+                    drop(tx);
+                    // The reader of the body is gone once the client closed
+                    // the connection.
+                    let counter = if sent.is_ok() {
+                        &st.late_ends
+                    } else {
+                        &st.cut_replies
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
             });
             stream(rx)
         }

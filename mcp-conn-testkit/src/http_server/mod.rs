@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -119,6 +119,10 @@ pub struct Behavior {
     /// replaced by the request's id), as deployed servers answer the era
     /// probe.
     pub discover_reply: Option<(u16, String)>,
+    /// SSE replies end this long after their response, with a comment (a
+    /// server that writes the last chunk on its own, as rmcp does); a reply
+    /// the client closed before is counted ([`TestHttpServer::late_ends`]).
+    pub sse_end_delay: Option<Duration>,
 }
 
 impl Default for Behavior {
@@ -140,6 +144,7 @@ impl Default for Behavior {
             get_busy: None,
             stateless: None,
             discover_reply: None,
+            sse_end_delay: None,
         }
     }
 }
@@ -181,6 +186,10 @@ struct State {
     sessions: Mutex<Vec<String>>,
     counter: AtomicU64,
     connections: AtomicU64,
+    /// SSE replies with a late end: sent through, and closed by the client
+    /// before their end.
+    pub(crate) late_ends: AtomicU64,
+    pub(crate) cut_replies: AtomicU64,
     /// Responses parked for a GET with `Last-Event-ID` (event id → data).
     parked: Mutex<HashMap<String, String>>,
     /// Open streams a message can be pushed to (GET streams, legacy streams).
@@ -325,6 +334,15 @@ impl TestHttpServer {
     /// How many TCP connections were accepted.
     pub fn connections(&self) -> u64 {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// SSE replies with [`Behavior::sse_end_delay`]: how many were sent to
+    /// their end, and how many the client closed before it.
+    pub fn late_ends(&self) -> (u64, u64) {
+        (
+            self.state.late_ends.load(Ordering::SeqCst),
+            self.state.cut_replies.load(Ordering::SeqCst),
+        )
     }
 
     /// Forgets every session now.

@@ -70,3 +70,39 @@ async fn requests_reuse_one_kept_alive_connection() {
     assert_eq!(srv.connections(), before, "20 calls opened new connections");
     assert!(before <= 3, "{before} connections");
 }
+
+/// An SSE reply is read to its end after its response, so that its
+/// connection goes back to the pool even when the server writes the last
+/// chunk a little later (rmcp does): dropped before its end, the reply would
+/// close its connection, and the next call would have to open one.
+#[tokio::test]
+async fn sse_replies_are_read_to_their_end() {
+    let srv = server(Behavior {
+        reply: Reply::Sse,
+        sse_end_delay: Some(std::time::Duration::from_millis(20)),
+        ..Default::default()
+    })
+    .await;
+    let conn = connection(&srv.url());
+    within("connect", conn.connect()).await.expect("connects");
+    for i in 0..5 {
+        echo(&conn, &i.to_string()).await;
+    }
+    // Each reply's end (initialize's and the calls') comes 20 ms after its
+    // response; the client reads on, so the server writes every one to its
+    // end.
+    let replies =
+        (srv.requests_for("initialize").len() + srv.requests_for("tools/call").len()) as u64;
+    assert_eq!(replies, 6);
+    common::eventually("every reply's end", || {
+        let (through, cut) = srv.late_ends();
+        through + cut >= replies
+    })
+    .await;
+    assert_eq!(
+        srv.late_ends(),
+        (replies, 0),
+        "(read to the end, closed before)"
+    );
+    conn.disconnect().await;
+}
