@@ -21,8 +21,8 @@ mod transport;
 
 pub use backoff::Backoff;
 pub use config::{
-    ConfigError, ConnectionConfig, DuringBackoff, HealthProbe, RestartBudget, StatusListener,
-    MAX_DURATION,
+    ConfigError, ConnectionConfig, DuringBackoff, HealthProbe, NotificationListener, RestartBudget,
+    StatusListener, MAX_DURATION,
 };
 pub use connection::Connection;
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};

@@ -19,7 +19,7 @@ use crate::config::{ConnectionConfig, DuringBackoff};
 use crate::engine::Client;
 use crate::error::Error;
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
+use crate::notification::{Notifier, ServerNotification};
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
 use crate::transport::Transport;
 
@@ -29,10 +29,6 @@ mod supervisor;
 
 use state::{Shared, State};
 use supervisor::{Asker, Command, Supervisor};
-
-/// How many server notifications a slow subscriber may fall behind before it
-/// starts losing the oldest ones.
-const NOTIFICATION_BUFFER: usize = 256;
 
 /// A managed connection to one MCP server: connects, watches health,
 /// reconnects with backoff, and reports what happened.
@@ -134,7 +130,10 @@ impl Connection {
     ) -> Self {
         let name: Arc<str> = Arc::from(name.into());
         let (status, _) = watch::channel(ConnectionStatus::Disconnected);
-        let (notifications, _) = broadcast::channel(NOTIFICATION_BUFFER);
+        let notifications = Arc::new(Notifier::new(
+            name.clone(),
+            config.notification_listener.clone(),
+        ));
         let limit = config.max_in_flight.map(|n| {
             Arc::new(tokio::sync::Semaphore::new(
                 n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),

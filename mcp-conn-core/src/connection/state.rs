@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{ConnectionConfig, HealthProbe};
@@ -17,7 +17,7 @@ use crate::era::Detected;
 use crate::error::{Error, ErrorSummary};
 use crate::health::{HealthHistory, HEALTH_WINDOW};
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
+use crate::notification::Notifier;
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
 use crate::transport::Transport;
 
@@ -53,7 +53,7 @@ pub(super) struct Shared {
     pub(super) status: watch::Sender<ConnectionStatus>,
     pub(super) state: Mutex<State>,
     pub(super) counters: Arc<Counters>,
-    pub(super) notifications: broadcast::Sender<ServerNotification>,
+    pub(super) notifications: Arc<Notifier>,
     /// What the last tool listing said about repeating each tool.
     pub(super) tool_hints: Arc<crate::engine::ToolHints>,
 }

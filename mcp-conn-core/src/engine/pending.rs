@@ -9,14 +9,14 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::json;
 use serde_json::value::RawValue;
-use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::options::ProgressCallback;
 use super::session::LinkLostHook;
 use crate::error::Error;
 use crate::jsonrpc::{JsonRpcError, Message, RequestId};
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
+use crate::notification::Notifier;
 use crate::protocol::*;
 use crate::transport::TransportError;
 
@@ -56,7 +56,7 @@ pub(super) struct ClientInner {
     pub(super) next_id: AtomicI64,
     pub(super) request_timeout: Duration,
     pub(super) server: OnceLock<InitializeResult>,
-    pub(super) notifications: broadcast::Sender<ServerNotification>,
+    pub(super) notifications: Arc<Notifier>,
     pub(super) counters: Arc<Counters>,
     pub(super) on_link_lost: Option<LinkLostHook>,
     /// Set when the session speaks the stateless era: what every request's

@@ -18,7 +18,6 @@ use crate::jsonrpc::{
     JsonRpcError, Message, Notification, Request, RequestId, Response, ResponsePayload,
 };
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
 use crate::transport::{Inbound, LinkRx, TransportError};
 
 /// Server requests over `max_concurrent_server_requests` wait here for a
@@ -204,10 +203,7 @@ impl Reader {
             "notifications/progress" => self.on_progress(n.params.as_ref()),
             "notifications/tools/list_changed" => {
                 Counters::bump(&self.inner.counters.tools_list_changed);
-                let _ = self
-                    .inner
-                    .notifications
-                    .send(ServerNotification::from_notification(n));
+                self.inner.notifications.send(n);
             }
             "notifications/cancelled" => {
                 // Abort that handler; it sends no response.
@@ -225,16 +221,10 @@ impl Reader {
                         self.backlog.retain(|r| r.id != id);
                     }
                 }
-                let _ = self
-                    .inner
-                    .notifications
-                    .send(ServerNotification::from_notification(n));
+                self.inner.notifications.send(n);
             }
             _ => {
-                let _ = self
-                    .inner
-                    .notifications
-                    .send(ServerNotification::from_notification(n));
+                self.inner.notifications.send(n);
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::handler::ClientHandlers;
 use crate::jsonrpc::Message;
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
+use crate::notification::Notifier;
 use crate::protocol::*;
 use crate::transport::{Link, LinkTx, TransportError};
 
@@ -38,7 +38,7 @@ pub(crate) struct EngineConfig {
     pub(crate) name: Arc<str>,
     pub(crate) request_timeout: Duration,
     pub(crate) handlers: ClientHandlers,
-    pub(crate) notifications: broadcast::Sender<ServerNotification>,
+    pub(crate) notifications: Arc<Notifier>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) queue_capacity: usize,
     pub(crate) max_server_requests: usize,
