@@ -5,15 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mcp_conn_core::{Connection, HealthReport, ServerNotification};
+use mcp_conn_core::{Connection, HealthReport};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 
@@ -28,8 +27,10 @@ pub(crate) enum MonitorCmd {
     Add(String, Duration),
     /// Stop probing it.
     Remove(String),
-    /// It (re)connected: compare its tools with the cached list.
-    Recheck(String),
+    /// It (re)connected, or sent `tools/list_changed`: compare its tools
+    /// with the cached list. The flag, when given, is cleared on receipt:
+    /// the sender queues no other recheck for that server before.
+    Recheck(String, Option<Arc<AtomicBool>>),
 }
 
 /// `interval` spread by up to ±`jitter` (a fraction), so 1,000 servers added
@@ -62,8 +63,6 @@ pub(crate) async fn run(
     let mut rechecks = FuturesUnordered::new();
     let mut rechecking: HashSet<String> = HashSet::new();
     let mut again: HashSet<String> = HashSet::new();
-    // Every server's notifications, in this one task.
-    let mut notes: StreamMap<String, BroadcastStream<ServerNotification>> = StreamMap::new();
     let mut rng = fastrand::Rng::new();
     let max_probes = max_probes.max(1);
     loop {
@@ -80,8 +79,10 @@ pub(crate) async fn run(
                     keys.insert(name.clone(), (key, interval));
                     intervals.insert(name.clone(), interval);
                     let Some(pool) = pool.upgrade() else { break };
+                    // The listener set at insert brings `tools/list_changed`;
+                    // in the stateless era a listen stream must ask for it.
                     if let Some(conn) = pool.get(&name) {
-                        notes.insert(name, BroadcastStream::new(conn.notifications()));
+                        conn.listen_for_changes().await;
                     }
                 }
                 Some(MonitorCmd::Remove(name)) => {
@@ -89,10 +90,12 @@ pub(crate) async fn run(
                         schedule.remove(&key);
                     }
                     intervals.remove(&name);
-                    notes.remove(&name);
                     again.remove(&name);
                 }
-                Some(MonitorCmd::Recheck(name)) => {
+                Some(MonitorCmd::Recheck(name, queued)) => {
+                    if let Some(queued) = queued {
+                        queued.store(false, Ordering::Release);
+                    }
                     if !intervals.contains_key(&name) {
                         continue;
                     }
@@ -104,21 +107,6 @@ pub(crate) async fn run(
                     }
                 }
             },
-            Some((name, note)) = notes.next(), if !notes.is_empty() => {
-                // A lagged receiver may have missed a `list_changed`: recheck.
-                let changed = match note {
-                    Ok(n) => n == ServerNotification::ToolsListChanged,
-                    Err(_) => true,
-                };
-                if changed {
-                    if rechecking.contains(&name) {
-                        again.insert(name);
-                    } else if let Some(f) = recheck(&pool, name.clone()) {
-                        rechecking.insert(name);
-                        rechecks.push(f);
-                    }
-                }
-            }
             Some((name, diff)) = rechecks.next(), if !rechecks.is_empty() => {
                 rechecking.remove(&name);
                 let Some(inner) = pool.upgrade() else { break };
