@@ -215,7 +215,7 @@ impl Client {
             request = request.with_raw_param("requestState", state.to_owned());
         }
         let msg = Message::Request(request);
-        if inner.out.send(msg).await.is_err() {
+        if inner.out.send(Box::new(msg)).await.is_err() {
             guard.armed = false;
             inner.pending().map.remove(&guard.id);
             return Err(inner.closed_error());
@@ -293,7 +293,7 @@ impl Client {
         }
         self.inner
             .out
-            .send(Message::notification(method, params))
+            .send(Box::new(Message::notification(method, params)))
             .await
             .map_err(|_| self.inner.closed_error())
     }

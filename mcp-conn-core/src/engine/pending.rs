@@ -20,6 +20,12 @@ use crate::notification::Notifier;
 use crate::protocol::*;
 use crate::transport::TransportError;
 
+/// A message waiting for the writer. Boxed: a tokio channel allocates its
+/// slots 32 at a time, up front, so a slot of 8 bytes instead of a
+/// `Message` (104) keeps the two queues of an idle session at ~0.6 KB
+/// instead of ~7 KB.
+pub(super) type Queued = Box<Message>;
+
 /// What the reader hands a waiting caller.
 pub(super) enum Reply {
     Result(Box<RawValue>),
@@ -48,10 +54,10 @@ pub(super) struct Pending {
 
 pub(super) struct ClientInner {
     pub(super) name: Arc<str>,
-    pub(super) out: mpsc::Sender<Message>,
+    pub(super) out: mpsc::Sender<Queued>,
     /// Replies to server requests: a queue of their own, drained first, so
     /// that neither the reader nor the server waits behind our requests.
-    pub(super) replies: mpsc::Sender<Message>,
+    pub(super) replies: mpsc::Sender<Queued>,
     pub(super) pending: Mutex<Pending>,
     pub(super) next_id: AtomicI64,
     pub(super) request_timeout: Duration,
@@ -109,7 +115,7 @@ impl ClientInner {
             "notifications/cancelled",
             Some(json!({"requestId": id, "reason": reason})),
         );
-        if self.out.try_send(note).is_err() {
+        if self.out.try_send(Box::new(note)).is_err() {
             tracing::debug!(connection = %self.name, %id, "could not queue notifications/cancelled");
         }
     }

@@ -93,7 +93,7 @@ impl Reader {
     /// Queues a reply to the server without waiting: the reader must keep
     /// routing responses whatever the writer is doing.
     fn reply_now(&self, reply: Message) {
-        if let Err(e) = self.inner.replies.try_send(reply) {
+        if let Err(e) = self.inner.replies.try_send(Box::new(reply)) {
             tracing::warn!(connection = %self.inner.name, error = %e, "reply queue full: dropped a reply to the server");
         }
     }
@@ -163,10 +163,10 @@ impl Reader {
             // A handler task (not the reader) may wait for room.
             let _ = inner
                 .replies
-                .send(Message::Response(Response {
+                .send(Box::new(Message::Response(Response {
                     id: Some(req.id),
                     payload,
-                }))
+                })))
                 .await;
         });
         self.by_task.insert(handle.id(), id.clone());

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::client::Client;
-use super::pending::{ClientInner, Pending};
+use super::pending::{ClientInner, Pending, Queued};
 use super::reader::Reader;
 use crate::error::Error;
 use crate::handler::ClientHandlers;
@@ -202,17 +202,18 @@ impl Drop for Session {
 
 /// What the writer drains: replies to the server first, then our messages.
 struct Outgoing {
-    requests: mpsc::Receiver<Message>,
-    replies: mpsc::Receiver<Message>,
+    requests: mpsc::Receiver<Queued>,
+    replies: mpsc::Receiver<Queued>,
 }
 
 impl Outgoing {
     async fn recv(&mut self) -> Option<Message> {
-        tokio::select! {
+        let msg = tokio::select! {
             biased;
             Some(msg) = self.replies.recv() => Some(msg),
             msg = self.requests.recv() => msg,
-        }
+        };
+        msg.map(|m| *m)
     }
 
     fn try_recv(&mut self) -> Option<Message> {
@@ -220,6 +221,7 @@ impl Outgoing {
             .try_recv()
             .or_else(|_| self.requests.try_recv())
             .ok()
+            .map(|m| *m)
     }
 }
 
@@ -231,7 +233,9 @@ async fn write_loop(
     stop_reader: CancellationToken,
     grace: Duration,
 ) {
-    let mut batch: Vec<Message> = Vec::with_capacity(16);
+    // Grown when more than one message waits, and dropped after each write:
+    // an idle session holds no buffer.
+    let mut batch: Vec<Message> = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -253,7 +257,7 @@ async fn write_loop(
             () = stop.cancelled() => break,
             sent = tx.send_batch(&batch) => sent,
         };
-        batch.clear();
+        batch = Vec::new();
         if let Err(e) = sent {
             tracing::debug!(connection = %inner.name, error = %e, "write failed; the link is lost");
             inner.fail_all(Error::ConnectionLost {
