@@ -35,7 +35,7 @@ pub use handler::{ClientHandlers, ElicitationHandler, RootsProvider, SamplingHan
 pub use health::{health_score, HEALTH_WINDOW};
 pub use metrics::RequestMetrics;
 pub use notification::ServerNotification;
-pub use status::{ConnectionInfo, ConnectionStatus, HealthReport};
+pub use status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 pub use transport::{
     Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError,
 };

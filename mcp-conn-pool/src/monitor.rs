@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mcp_conn_core::{Connection, HealthReport};
+use mcp_conn_core::{Connection, ProbeResult};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
@@ -47,6 +47,16 @@ pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng)
     interval.mul_f64(1.0 + jitter * (2.0 * rng.f64() - 1.0))
 }
 
+/// A server the monitor probes.
+struct Probed {
+    /// Weak: a server removed from the pool is not kept alive by its
+    /// schedule.
+    conn: Weak<Connection>,
+    interval: Duration,
+    /// Its next probe, unless one runs now.
+    next: Option<delay_queue::Key>,
+}
+
 pub(crate) async fn run(
     pool: Weak<PoolInner>,
     mut cmds: mpsc::UnboundedReceiver<MonitorCmd>,
@@ -54,9 +64,11 @@ pub(crate) async fn run(
     max_probes: usize,
     jitter: f64,
 ) {
-    let mut schedule: DelayQueue<String> = DelayQueue::new();
-    let mut keys: HashMap<String, (delay_queue::Key, Duration)> = HashMap::new();
-    let mut intervals: HashMap<String, Duration> = HashMap::new();
+    // The schedule and the table hold the name as an `Arc<str>`, and the
+    // table holds the connection: a probe clones no string and looks
+    // nothing up in the pool.
+    let mut schedule: DelayQueue<Arc<str>> = DelayQueue::new();
+    let mut servers: HashMap<Arc<str>, Probed> = HashMap::new();
     let mut probes = FuturesUnordered::new();
     // Tool rechecks (after a reconnect or a `tools/list_changed`), one per
     // server at a time; a trigger during one runs it again after.
@@ -72,31 +84,43 @@ pub(crate) async fn run(
             cmd = cmds.recv() => match cmd {
                 None => break,
                 Some(MonitorCmd::Add(name, interval)) => {
-                    if let Some((key, _)) = keys.remove(&name) {
-                        schedule.remove(&key);
+                    let Some(inner) = pool.upgrade() else { break };
+                    let conn = inner.get(&name);
+                    drop(inner);
+                    let name: Arc<str> = Arc::from(name);
+                    if let Some(old) = servers.remove(&name) {
+                        if let Some(key) = old.next {
+                            schedule.remove(&key);
+                        }
                     }
                     let key = schedule.insert(name.clone(), jittered(interval, jitter, &mut rng));
-                    keys.insert(name.clone(), (key, interval));
-                    intervals.insert(name.clone(), interval);
-                    let Some(pool) = pool.upgrade() else { break };
+                    servers.insert(
+                        name,
+                        Probed {
+                            conn: conn.as_ref().map_or_else(Weak::new, Arc::downgrade),
+                            interval,
+                            next: Some(key),
+                        },
+                    );
                     // The listener set at insert brings `tools/list_changed`;
                     // in the stateless era a listen stream must ask for it.
-                    if let Some(conn) = pool.get(&name) {
+                    if let Some(conn) = conn {
                         conn.listen_for_changes().await;
                     }
                 }
                 Some(MonitorCmd::Remove(name)) => {
-                    if let Some((key, _)) = keys.remove(&name) {
-                        schedule.remove(&key);
+                    if let Some(old) = servers.remove(name.as_str()) {
+                        if let Some(key) = old.next {
+                            schedule.remove(&key);
+                        }
                     }
-                    intervals.remove(&name);
                     again.remove(&name);
                 }
                 Some(MonitorCmd::Recheck(name, queued)) => {
                     if let Some(queued) = queued {
                         queued.store(false, Ordering::Release);
                     }
-                    if !intervals.contains_key(&name) {
+                    if !servers.contains_key(name.as_str()) {
                         continue;
                     }
                     if rechecking.contains(&name) {
@@ -111,7 +135,7 @@ pub(crate) async fn run(
                 rechecking.remove(&name);
                 let Some(inner) = pool.upgrade() else { break };
                 if let Some(diff) = diff {
-                    if intervals.contains_key(&name) {
+                    if servers.contains_key(name.as_str()) {
                         let _ = inner.events.send(PoolEvent::ToolsChanged { name: name.clone(), diff });
                     }
                 }
@@ -124,30 +148,42 @@ pub(crate) async fn run(
                 }
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
-                let (name, report): (String, HealthReport) = done;
-                let Some(pool) = pool.upgrade() else { break };
-                // Removed while its probe ran: no result, no next probe.
-                if let Some(interval) = intervals.get(&name).copied() {
-                    let _ = pool.events.send(PoolEvent::Probed {
-                        name: name.clone(),
-                        ok: report.ok,
-                        latency: report.latency,
-                        error: report.error.clone(),
+                let (name, probed, result): (Arc<str>, Weak<Connection>, ProbeResult) = done;
+                let Some(inner) = pool.upgrade() else { break };
+                // Removed while its probe ran (or removed and added again):
+                // no result, no next probe for the old one.
+                let Some(server) = servers
+                    .get_mut(&name)
+                    .filter(|s| s.next.is_none() && s.conn.ptr_eq(&probed))
+                else {
+                    continue;
+                };
+                if inner.events.receiver_count() > 0 {
+                    let _ = inner.events.send(PoolEvent::Probed {
+                        name: name.to_string(),
+                        ok: result.ok,
+                        latency: result.latency,
+                        error: result.error,
                     });
-                    let key = schedule.insert(name.clone(), jittered(interval, jitter, &mut rng));
-                    keys.insert(name, (key, interval));
                 }
+                drop(inner);
+                let delay = jittered(server.interval, jitter, &mut rng);
+                server.next = Some(schedule.insert(name, delay));
             }
             Some(expired) = schedule.next(), if probes.len() < max_probes => {
                 let name = expired.into_inner();
-                keys.remove(&name);
-                let Some(pool) = pool.upgrade() else { break };
-                let conn: Option<Arc<Connection>> = pool.get(&name);
-                drop(pool);
-                if let Some(conn) = conn {
+                if pool.strong_count() == 0 {
+                    break;
+                }
+                let Some(server) = servers.get_mut(&name) else { continue };
+                server.next = None;
+                // A connection gone from the pool gets no probe and no next
+                // one (its `Remove` is on its way).
+                if let Some(conn) = server.conn.upgrade() {
+                    let probed = server.conn.clone();
                     probes.push(async move {
-                        let report = conn.scheduled_health_check().await;
-                        (name, report)
+                        let result = conn.scheduled_probe().await;
+                        (name, probed, result)
                     });
                 }
             }
