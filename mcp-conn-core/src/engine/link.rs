@@ -1,0 +1,198 @@
+//! The link task: one per session, it reads and writes the link.
+//!
+//! Reading never waits on writing: a write in progress is polled beside the
+//! link's `recv` and the handlers, so what arrives is routed while a write is
+//! pending (both stdio pipes full cannot deadlock), and routing itself never
+//! awaits (a reply to the server is only `try_send` to the reply queue).
+//! When reading ends (the link ended, or a write failed) the session's
+//! `closed()` hears of it at once, before the link is closed.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::pending::Queued;
+use super::reader::Reader;
+use super::session::ReaderExit;
+use crate::error::Error;
+use crate::jsonrpc::Message;
+use crate::transport::{Inbound, LinkRx, LinkTx, TransportError};
+
+/// How many messages the writer hands to the link at most in one batch.
+const MAX_BATCH: usize = 128;
+
+/// What the writing half drains: replies to the server first, then our
+/// messages.
+pub(super) struct Outgoing {
+    pub(super) requests: mpsc::Receiver<Queued>,
+    pub(super) replies: mpsc::Receiver<Queued>,
+}
+
+impl Outgoing {
+    async fn recv(&mut self) -> Option<Message> {
+        let msg = tokio::select! {
+            biased;
+            Some(msg) = self.replies.recv() => Some(msg),
+            msg = self.requests.recv() => msg,
+        };
+        msg.map(|m| *m)
+    }
+
+    fn try_recv(&mut self) -> Option<Message> {
+        self.replies
+            .try_recv()
+            .or_else(|_| self.requests.try_recv())
+            .ok()
+            .map(|m| *m)
+    }
+}
+
+/// Everything the link task owns.
+pub(super) struct LinkTask {
+    pub(super) reader: Reader,
+    pub(super) rx: Box<dyn LinkRx>,
+    pub(super) tx: Box<dyn LinkTx>,
+    pub(super) out: Outgoing,
+    /// Cancelled by the session: stop writing, close the link.
+    pub(super) stop: CancellationToken,
+    pub(super) grace: Duration,
+    /// How reading ended, for `Session::closed`.
+    pub(super) exit: oneshot::Sender<ReaderExit>,
+}
+
+/// The reading half's state, while it reads.
+struct Reading {
+    reader: Reader,
+    /// `None` once reading ended.
+    rx: Option<Box<dyn LinkRx>>,
+    exit: Option<oneshot::Sender<ReaderExit>>,
+}
+
+enum Read {
+    Handler(Result<(tokio::task::Id, ()), tokio::task::JoinError>),
+    Inbound(Result<Option<Inbound>, TransportError>),
+}
+
+impl Reading {
+    /// The next thing to read: a handler that finished or what the link
+    /// brings. Pending forever once reading ended. Cancel-safe.
+    async fn next(&mut self) -> Read {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        let running = &mut self.reader.running;
+        tokio::select! {
+            biased;
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => Read::Handler(done),
+            got = rx.recv() => Read::Inbound(got),
+        }
+    }
+
+    fn handle(&mut self, read: Read) {
+        match read {
+            Read::Handler(done) => self.reader.reap(done),
+            Read::Inbound(got) => {
+                if let Some(reason) = self.reader.on_recv(got) {
+                    self.end(Some(reason));
+                }
+            }
+        }
+    }
+
+    /// Stops reading (once) and tells the session how the link ended.
+    fn end(&mut self, lost: Option<TransportError>) {
+        if self.rx.take().is_none() {
+            return;
+        }
+        let exit = self.reader.finish(lost);
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(exit);
+        }
+    }
+}
+
+impl LinkTask {
+    pub(super) async fn run(self) {
+        let LinkTask {
+            reader,
+            rx,
+            mut tx,
+            mut out,
+            stop,
+            grace,
+            exit,
+        } = self;
+        let mut reading = Reading {
+            reader,
+            rx: Some(rx),
+            exit: Some(exit),
+        };
+        'run: loop {
+            let first = tokio::select! {
+                biased;
+                () = stop.cancelled() => break 'run,
+                read = reading.next() => {
+                    reading.handle(read);
+                    continue 'run;
+                }
+                msg = out.recv() => match msg {
+                    Some(msg) => msg,
+                    None => break 'run,
+                },
+            };
+            // Made when a message waits and dropped after the write: an
+            // idle session holds no buffer.
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match out.try_recv() {
+                    Some(msg) => batch.push(msg),
+                    None => break,
+                }
+            }
+            let sent = {
+                let write = tx.send_batch(&batch);
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        biased;
+                        // A write in progress is abandoned, as the link is
+                        // closed next anyway.
+                        () = stop.cancelled() => break 'run,
+                        read = reading.next() => reading.handle(read),
+                        sent = &mut write => break sent,
+                    }
+                }
+            };
+            if let Err(e) = sent {
+                let inner = &reading.reader.inner;
+                tracing::debug!(connection = %inner.name, error = %e, "write failed; the link is lost");
+                inner.fail_all(Error::ConnectionLost {
+                    connection: inner.name.clone(),
+                    reason: e,
+                });
+                // The session hears of the loss now, not after the close.
+                reading.end(None);
+                break 'run;
+            }
+        }
+        drop(out);
+        // Close the link, still reading what comes meanwhile (a process
+        // that flushes its output before it exits).
+        let closed = {
+            let close = tx.close(grace);
+            tokio::pin!(close);
+            loop {
+                tokio::select! {
+                    biased;
+                    closed = &mut close => break closed,
+                    read = reading.next() => reading.handle(read),
+                }
+            }
+        };
+        if let Err(e) = closed {
+            tracing::debug!(connection = %reading.reader.inner.name, error = %e, "closing the link failed");
+        }
+        reading.end(None);
+    }
+}
