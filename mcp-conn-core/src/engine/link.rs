@@ -7,6 +7,8 @@
 //! When reading ends (the link ended, or a write failed) the session's
 //! `closed()` hears of it at once, before the link is closed.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -61,12 +63,24 @@ pub(super) struct LinkTask {
     pub(super) exit: oneshot::Sender<ReaderExit>,
 }
 
+type Received = (Box<dyn LinkRx>, Result<Option<Inbound>, TransportError>);
+
 /// The reading half's state, while it reads.
 struct Reading {
     reader: Reader,
-    /// `None` once reading ended.
-    rx: Option<Box<dyn LinkRx>>,
+    /// The link's `recv` in progress: it owns the receiving half and hands
+    /// it back with what it got. Kept across wakeups of the task (a write,
+    /// a handler), so `recv` is called once per message, not once per
+    /// wakeup. `None` once reading ended.
+    rx: Option<Pin<Box<dyn Future<Output = Received> + Send>>>,
     exit: Option<oneshot::Sender<ReaderExit>>,
+}
+
+fn receive(mut rx: Box<dyn LinkRx>) -> Pin<Box<dyn Future<Output = Received> + Send>> {
+    Box::pin(async move {
+        let got = rx.recv().await;
+        (rx, got)
+    })
 }
 
 enum Read {
@@ -85,7 +99,10 @@ impl Reading {
         tokio::select! {
             biased;
             Some(done) = running.join_next_with_id(), if !running.is_empty() => Read::Handler(done),
-            got = rx.recv() => Read::Inbound(got),
+            (link, got) = rx.as_mut() => {
+                *rx = receive(link);
+                Read::Inbound(got)
+            }
         }
     }
 
@@ -125,13 +142,17 @@ impl LinkTask {
         } = self;
         let mut reading = Reading {
             reader,
-            rx: Some(rx),
+            rx: Some(receive(rx)),
             exit: Some(exit),
         };
+        // Made once: a fresh `cancelled()` per wakeup would register with
+        // the token again each time.
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         'run: loop {
             let first = tokio::select! {
                 biased;
-                () = stop.cancelled() => break 'run,
+                () = &mut stopped => break 'run,
                 read = reading.next() => {
                     reading.handle(read);
                     continue 'run;
@@ -158,7 +179,7 @@ impl LinkTask {
                         biased;
                         // A write in progress is abandoned, as the link is
                         // closed next anyway.
-                        () = stop.cancelled() => break 'run,
+                        () = &mut stopped => break 'run,
                         read = reading.next() => reading.handle(read),
                         sent = &mut write => break sent,
                     }
