@@ -374,6 +374,37 @@ async fn main() {
         verdict(per_task <= 2.0)
     );
 
+    // For comparison: the same number of bare pings, sent by one task in
+    // steps of 1 ms (the request round trip alone, no monitor).
+    let clients: Vec<_> = pool
+        .names()
+        .iter()
+        .filter_map(|name| pool.get(name))
+        .filter_map(|c| c.client().ok())
+        .collect();
+    if !clients.is_empty() {
+        let per_ms = (n / 1000).max(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let (cpu0, wall0) = (cpu_time(), Instant::now());
+        let mut sent = 0u64;
+        let mut next = 0usize;
+        while wall0.elapsed() < Duration::from_secs(secs.min(5)) {
+            tick.tick().await;
+            let batch = (0..per_ms).map(|i| clients[(next + i) % clients.len()].ping());
+            let answered = futures_util::future::join_all(batch).await;
+            sent += answered.iter().filter(|a| a.is_ok()).count() as u64;
+            next = (next + per_ms) % clients.len();
+        }
+        let (cpu1, wall) = (cpu_time(), wall0.elapsed());
+        println!(
+            "bare pings: {:>8.0} /s at {:.1} % of a core ({:.1} us each): the round trip, for comparison",
+            sent as f64 / wall.as_secs_f64(),
+            (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64() * 100.0,
+            (cpu1 - cpu0).as_secs_f64() * 1e6 / sent.max(1) as f64
+        );
+    }
+    drop(clients);
+
     // The monitor: every server probed once a second.
     let probes = |pool: &ConnectionPool| -> u64 {
         pool.names()

@@ -13,6 +13,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use mcp_conn_core::{Connection, ProbeResult};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 
@@ -57,6 +58,30 @@ struct Probed {
     next: Option<delay_queue::Key>,
 }
 
+/// The longest step of the grid probes are due on.
+const MAX_TICK: Duration = Duration::from_millis(20);
+
+/// When a probe `delay` from now is due: rounded up to the grid of
+/// `interval / 50` (at most [`MAX_TICK`]) counted from `origin`. Probes due
+/// within one step run together, so 10,000 servers probed every second
+/// wake the runtime 50 times a second instead of at every millisecond (each
+/// wakeup of an idle runtime costs tens of microseconds of CPU), for a
+/// probe at most 2 % of its interval late.
+pub(crate) fn due_on_grid(origin: Instant, now: Instant, delay: Duration, interval: Duration) -> Instant {
+    let at = now + delay;
+    let tick = (interval / 50).min(MAX_TICK).as_nanos();
+    if tick == 0 || at <= origin {
+        return at;
+    }
+    let since = (at - origin).as_nanos();
+    let steps = since.div_ceil(tick);
+    let aligned = steps.saturating_mul(tick);
+    match u64::try_from(aligned) {
+        Ok(nanos) => origin + Duration::from_nanos(nanos),
+        Err(_) => at,
+    }
+}
+
 pub(crate) async fn run(
     pool: Weak<PoolInner>,
     mut cmds: mpsc::UnboundedReceiver<MonitorCmd>,
@@ -77,10 +102,15 @@ pub(crate) async fn run(
     let mut again: HashSet<String> = HashSet::new();
     let mut rng = fastrand::Rng::new();
     let max_probes = max_probes.max(1);
+    let origin = Instant::now();
+    // Made once: a fresh `cancelled()` per wakeup would register with the
+    // token again each time.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            () = cancel.cancelled() => break,
+            () = &mut cancelled => break,
             cmd = cmds.recv() => match cmd {
                 None => break,
                 Some(MonitorCmd::Add(name, interval)) => {
@@ -93,7 +123,8 @@ pub(crate) async fn run(
                             schedule.remove(&key);
                         }
                     }
-                    let key = schedule.insert(name.clone(), jittered(interval, jitter, &mut rng));
+                    let at = due_on_grid(origin, Instant::now(), jittered(interval, jitter, &mut rng), interval);
+                    let key = schedule.insert_at(name.clone(), at);
                     servers.insert(
                         name,
                         Probed {
@@ -168,7 +199,8 @@ pub(crate) async fn run(
                 }
                 drop(inner);
                 let delay = jittered(server.interval, jitter, &mut rng);
-                server.next = Some(schedule.insert(name, delay));
+                let at = due_on_grid(origin, Instant::now(), delay, server.interval);
+                server.next = Some(schedule.insert_at(name, at));
             }
             Some(expired) = schedule.next(), if probes.len() < max_probes => {
                 let name = expired.into_inner();
@@ -204,4 +236,35 @@ fn recheck(pool: &Weak<PoolInner>, name: String) -> Option<Recheck> {
         let diff = catalog.recheck(&name, &conn).await;
         (name, diff)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_due_on_a_grid_never_early_and_at_most_one_step_late() {
+        let origin = Instant::now();
+        let interval = Duration::from_secs(1);
+        let step = Duration::from_millis(20);
+        for ms in [0u64, 1, 19, 20, 21, 999, 1001, 12_345] {
+            let now = origin + Duration::from_millis(ms);
+            let delay = Duration::from_millis(950) + Duration::from_micros(ms * 7);
+            let due = due_on_grid(origin, now, delay, interval);
+            assert!(due >= now + delay, "never early");
+            assert!(due - (now + delay) < step, "at most one step late");
+            assert_eq!((due - origin).as_nanos() % step.as_nanos(), 0, "on the grid");
+        }
+        // A short interval gets a finer grid: 100 ms -> 2 ms steps.
+        let due = due_on_grid(
+            origin,
+            origin,
+            Duration::from_millis(101),
+            Duration::from_millis(100),
+        );
+        assert_eq!(due - origin, Duration::from_millis(102));
+        // A zero interval has no grid.
+        let due = due_on_grid(origin, origin, Duration::from_nanos(5), Duration::ZERO);
+        assert_eq!(due - origin, Duration::from_nanos(5));
+    }
 }
