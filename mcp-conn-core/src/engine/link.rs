@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use super::pending::Queued;
 use super::reader::Reader;
@@ -56,8 +55,9 @@ pub(super) struct LinkTask {
     pub(super) rx: Box<dyn LinkRx>,
     pub(super) tx: Box<dyn LinkTx>,
     pub(super) out: Outgoing,
-    /// Cancelled by the session: stop writing, close the link.
-    pub(super) stop: CancellationToken,
+    /// Ends (its sender dropped) when the session stops: stop writing,
+    /// close the link.
+    pub(super) stop: oneshot::Receiver<()>,
     pub(super) grace: Duration,
     /// How reading ended, for `Session::closed`.
     pub(super) exit: oneshot::Sender<ReaderExit>,
@@ -136,7 +136,7 @@ impl LinkTask {
             rx,
             mut tx,
             mut out,
-            stop,
+            mut stop,
             grace,
             exit,
         } = self;
@@ -145,14 +145,10 @@ impl LinkTask {
             rx: Some(receive(rx)),
             exit: Some(exit),
         };
-        // Made once: a fresh `cancelled()` per wakeup would register with
-        // the token again each time.
-        let stopped = stop.cancelled();
-        tokio::pin!(stopped);
         'run: loop {
             let first = tokio::select! {
                 biased;
-                () = &mut stopped => break 'run,
+                _ = &mut stop => break 'run,
                 read = reading.next() => {
                     reading.handle(read);
                     continue 'run;
@@ -179,7 +175,7 @@ impl LinkTask {
                         biased;
                         // A write in progress is abandoned, as the link is
                         // closed next anyway.
-                        () = &mut stopped => break 'run,
+                        _ = &mut stop => break 'run,
                         read = reading.next() => reading.handle(read),
                         sent = &mut write => break sent,
                     }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::client::Client;
@@ -67,7 +66,9 @@ pub(crate) struct Session {
     task: Option<JoinHandle<()>>,
     /// How reading ended, sent by the link task the moment it does.
     exit: Option<oneshot::Receiver<ReaderExit>>,
-    stop: CancellationToken,
+    /// Dropped to stop the link task (a oneshot: cheaper to poll on every
+    /// wakeup of the task than a cancellation token).
+    stop: Option<oneshot::Sender<()>>,
     /// The `subscriptions/listen` task (stateless era), if listening.
     pub(super) listening: Option<JoinHandle<()>>,
 }
@@ -100,7 +101,7 @@ impl Session {
             handlers: config.handlers.clone(),
             tool_hints: config.tool_hints.clone(),
         });
-        let stop = CancellationToken::new();
+        let (stop, stopped) = oneshot::channel();
         let (exit_tx, exit) = oneshot::channel();
         let task = tokio::spawn(
             LinkTask {
@@ -119,7 +120,7 @@ impl Session {
                     requests: out_rx,
                     replies: replies_rx,
                 },
-                stop: stop.clone(),
+                stop: stopped,
                 grace: config.close_grace,
                 exit: exit_tx,
             }
@@ -130,7 +131,7 @@ impl Session {
             client: Client { inner },
             task: Some(task),
             exit: Some(exit),
-            stop,
+            stop: Some(stop),
             listening: None,
         }
     }
@@ -163,7 +164,7 @@ impl Session {
     pub(crate) fn begin_shutdown(&mut self, error: Error) {
         super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
-        self.stop.cancel();
+        self.stop = None;
     }
 
     /// Stops the session: fails what is pending with `error`, closes the link
@@ -172,7 +173,7 @@ impl Session {
     pub(crate) async fn shutdown(mut self, error: Error) {
         super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
-        self.stop.cancel();
+        self.stop = None;
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -184,6 +185,6 @@ impl Drop for Session {
         // Not shut down explicitly (e.g. a connect attempt that timed out):
         // the link task still closes the link.
         super::listen::stop(&mut self.listening);
-        self.stop.cancel();
+        self.stop = None;
     }
 }
