@@ -19,8 +19,9 @@
 //! channels per link, the setup the issue measured): the totals are then
 //! printed as they are, with that server side included.
 //!
-//! `cargo run --release -p examples --example scale_bench [N] [--mock] [--secs S]`
-//! (N defaults to 10,000; S, the CPU window, to 10).
+//! `cargo run --release -p examples --example scale_bench [N] [--mock] [--secs S] [--current-thread]`
+//! (N defaults to 10,000; S, the CPU window, to 10; the runtime is tokio's
+//! multi-thread one with a worker per core unless `--current-thread`).
 
 // A global allocator is `unsafe` by nature; the one below only counts and
 // forwards every call to the system allocator unchanged.
@@ -74,7 +75,10 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
         if !p.is_null() {
-            HELD.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            HELD.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         p
     }
@@ -105,7 +109,12 @@ fn cpu_time() -> Duration {
     // 14th field of the line, stime the 15th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((tick(11) + tick(12)) * 10)
 }
 
@@ -219,6 +228,7 @@ struct Args {
     n: usize,
     mock: bool,
     secs: u64,
+    current_thread: bool,
 }
 
 fn args() -> Args {
@@ -226,11 +236,13 @@ fn args() -> Args {
         n: 10_000,
         mock: false,
         secs: 10,
+        current_thread: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--mock" => out.mock = true,
+            "--current-thread" => out.current_thread = true,
             "--secs" => out.secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             n => out.n = n.replace('_', "").parse().unwrap_or(out.n),
         }
@@ -264,9 +276,24 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let Args { n, mock, secs } = args();
+fn main() {
+    let args = args();
+    let runtime = if args.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(bench(args)),
+        Err(e) => println!("no runtime: {e}"),
+    }
+}
+
+async fn bench(Args { n, mock, secs, .. }: Args) {
     let server_side = if mock {
         "MockTransport::serving(FakeServer): server task + channels included"
     } else {

@@ -23,8 +23,11 @@ async fn the_listener_sees_every_notification_in_order_before_subscribers() {
 
     // No subscriber yet: the listener alone hears these.
     link.notify("notifications/tools/list_changed", None).await;
-    link.notify("notifications/resources/updated", Some(json!({"uri": "file:///a"})))
-        .await;
+    link.notify(
+        "notifications/resources/updated",
+        Some(json!({"uri": "file:///a"})),
+    )
+    .await;
     let first = common::within("listener", seen.recv()).await;
     assert_eq!(
         first,
@@ -44,7 +47,8 @@ async fn the_listener_sees_every_notification_in_order_before_subscribers() {
     // A subscriber taken now (the channel is made here) gets what follows,
     // after the listener did.
     let mut rx = conn.notifications();
-    link.notify("notifications/prompts/list_changed", None).await;
+    link.notify("notifications/prompts/list_changed", None)
+        .await;
     let got = common::within("subscriber", rx.recv())
         .await
         .expect("a notification");

@@ -73,7 +73,13 @@ impl LinkTx for StallingTx {
     }
 }
 
-fn stalling(then: Then) -> (Connection, mcp_conn_core::testing::MockServer, Arc<AtomicBool>) {
+fn stalling(
+    then: Then,
+) -> (
+    Connection,
+    mcp_conn_core::testing::MockServer,
+    Arc<AtomicBool>,
+) {
     let (inner, server) = MockTransport::pair();
     let stalled = Arc::new(AtomicBool::new(false));
     let transport = Stalling {

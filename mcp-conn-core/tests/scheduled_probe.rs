@@ -20,18 +20,18 @@ fn config() -> ConnectionConfig {
 
 #[tokio::test(start_paused = true)]
 async fn a_probe_reports_its_outcome_and_is_skipped_after_traffic() {
-    let conn = Connection::with_config(
-        "p",
-        MockTransport::serving(FakeServer::default()),
-        config(),
-    );
+    let conn =
+        Connection::with_config("p", MockTransport::serving(FakeServer::default()), config());
     let before = conn.scheduled_probe().await;
     assert!(!before.ok);
     assert_eq!(before.error.as_deref(), Some("Not connected"));
 
     let client = conn.connect().await.expect("connects");
     let probe = conn.scheduled_probe().await;
-    assert!(probe.ok && !probe.skipped && probe.error.is_none(), "{probe:?}");
+    assert!(
+        probe.ok && !probe.skipped && probe.error.is_none(),
+        "{probe:?}"
+    );
     assert!(probe.latency.is_some());
     assert_eq!(conn.info().metrics.requests_ok, 1, "a ping was sent");
 

@@ -67,7 +67,12 @@ const MAX_TICK: Duration = Duration::from_millis(20);
 /// wake the runtime 50 times a second instead of at every millisecond (each
 /// wakeup of an idle runtime costs tens of microseconds of CPU), for a
 /// probe at most 2 % of its interval late.
-pub(crate) fn due_on_grid(origin: Instant, now: Instant, delay: Duration, interval: Duration) -> Instant {
+pub(crate) fn due_on_grid(
+    origin: Instant,
+    now: Instant,
+    delay: Duration,
+    interval: Duration,
+) -> Instant {
     let at = now + delay;
     let tick = (interval / 50).min(MAX_TICK).as_nanos();
     if tick == 0 || at <= origin {
@@ -253,7 +258,11 @@ mod tests {
             let due = due_on_grid(origin, now, delay, interval);
             assert!(due >= now + delay, "never early");
             assert!(due - (now + delay) < step, "at most one step late");
-            assert_eq!((due - origin).as_nanos() % step.as_nanos(), 0, "on the grid");
+            assert_eq!(
+                (due - origin).as_nanos() % step.as_nanos(),
+                0,
+                "on the grid"
+            );
         }
         // A short interval gets a finer grid: 100 ms -> 2 ms steps.
         let due = due_on_grid(

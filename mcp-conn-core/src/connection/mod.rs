@@ -263,7 +263,11 @@ impl Connection {
         match running {
             Some(tx) => {
                 let (reply, done) = oneshot::channel();
-                if tx.send(Box::new(Command::Disconnect { reply })).await.is_ok() {
+                if tx
+                    .send(Box::new(Command::Disconnect { reply }))
+                    .await
+                    .is_ok()
+                {
                     let _ = done.await;
                 }
             }

@@ -158,9 +158,7 @@ impl Supervisor {
                 Event::ProbeDue => {
                     let shared = self.shared.clone();
                     self.next_probe = None;
-                    self.probe = Some(Box::pin(
-                        async move { shared.scheduled_probe().await.1 },
-                    ));
+                    self.probe = Some(Box::pin(async move { shared.scheduled_probe().await.1 }));
                 }
                 Event::ProbeDone(unhealthy) => {
                     self.probe = None;

@@ -12,8 +12,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use super::client::Client;
-use super::pending::{ClientInner, Pending};
 use super::link::{LinkTask, Outgoing};
+use super::pending::{ClientInner, Pending};
 use super::reader::Reader;
 use crate::error::Error;
 use crate::handler::ClientHandlers;
