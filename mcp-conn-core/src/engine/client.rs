@@ -138,7 +138,10 @@ impl Client {
         };
         let _in_flight = Gauge::up(&counters.in_flight);
         let outcome = if self.is_stateless() {
-            self.send_with_rounds(method, params, opts).await
+            // Boxed: its rounds make a large future, and inline it would
+            // make every request's future as large (a pool's probes copy
+            // and allocate theirs thousands of times a second).
+            Box::pin(self.send_with_rounds(method, params, opts)).await
         } else {
             self.send_request(method, params, opts).await
         };
