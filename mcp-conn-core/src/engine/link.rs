@@ -146,8 +146,9 @@ impl LinkTask {
             exit: Some(exit),
         };
         'run: loop {
+            // Not biased: a server that never stops sending must not starve
+            // our writes, nor our writes its reading.
             let first = tokio::select! {
-                biased;
                 _ = &mut stop => break 'run,
                 read = reading.next() => {
                     reading.handle(read);
@@ -171,13 +172,16 @@ impl LinkTask {
                 let write = tx.send_batch(&batch);
                 tokio::pin!(write);
                 loop {
+                    // The write first, so that a flood of incoming messages
+                    // cannot keep it from finishing; reading goes on while
+                    // it is pending.
                     tokio::select! {
                         biased;
                         // A write in progress is abandoned, as the link is
                         // closed next anyway.
                         _ = &mut stop => break 'run,
-                        read = reading.next() => reading.handle(read),
                         sent = &mut write => break sent,
+                        read = reading.next() => reading.handle(read),
                     }
                 }
             };
