@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::era::ProtocolPreference;
 use crate::handler::ClientHandlers;
+use crate::notification::ServerNotification;
 use crate::protocol::Implementation;
 use crate::status::ConnectionStatus;
 
@@ -143,6 +144,13 @@ pub struct ConnectionConfig {
     /// the old and the new status. It runs while the status is being
     /// updated: keep it short and never block. Default: none.
     pub status_listener: Option<StatusListener>,
+    /// Called with the connection's name and every notification the server
+    /// sends (progress excepted), in order, by the task that reads the link,
+    /// before the notification goes to the subscribers of
+    /// [`crate::Connection::notifications`]. Unlike a subscriber it costs
+    /// no buffer and never lags, which suits a pool watching thousands of
+    /// servers; keep it short and never block. Default: none.
+    pub notification_listener: Option<NotificationListener>,
 }
 
 /// The longest duration a setting may have: about 31 years. Longer ones are
@@ -258,6 +266,9 @@ impl ConnectionConfig {
     }
 }
 
+/// See [`ConnectionConfig::notification_listener`].
+pub type NotificationListener = Arc<dyn Fn(&str, &ServerNotification) + Send + Sync>;
+
 /// See [`ConnectionConfig::status_listener`].
 pub type StatusListener = Arc<dyn Fn(&str, ConnectionStatus, ConnectionStatus) + Send + Sync>;
 
@@ -288,6 +299,7 @@ impl Default for ConnectionConfig {
             era_probe_timeout: Duration::from_secs(5),
             handlers: ClientHandlers::default(),
             status_listener: None,
+            notification_listener: None,
         }
     }
 }
@@ -325,6 +337,10 @@ impl std::fmt::Debug for ConnectionConfig {
             .field("era_probe_timeout", &self.era_probe_timeout)
             .field("handlers", &self.handlers)
             .field("status_listener", &self.status_listener.is_some())
+            .field(
+                "notification_listener",
+                &self.notification_listener.is_some(),
+            )
             .finish()
     }
 }

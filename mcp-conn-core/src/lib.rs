@@ -26,8 +26,8 @@ mod transport;
 
 pub use backoff::Backoff;
 pub use config::{
-    ConfigError, ConnectionConfig, DuringBackoff, HealthProbe, RestartBudget, StatusListener,
-    MAX_DURATION,
+    ConfigError, ConnectionConfig, DuringBackoff, HealthProbe, NotificationListener, RestartBudget,
+    StatusListener, MAX_DURATION,
 };
 pub use connection::Connection;
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};
@@ -40,7 +40,7 @@ pub use handler::{ClientHandlers, ElicitationHandler, RootsProvider, SamplingHan
 pub use health::{health_score, HEALTH_WINDOW};
 pub use metrics::RequestMetrics;
 pub use notification::ServerNotification;
-pub use status::{ConnectionInfo, ConnectionStatus, HealthReport};
+pub use status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 pub use transport::{
     Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, TlsFailure, Transport, TransportError,
     WireInfo,

@@ -1,9 +1,65 @@
 //! Notifications a server sends, as subscribers see them.
 
-use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::config::NotificationListener;
 use crate::jsonrpc::{Notification, RequestId};
 use crate::protocol::LoggingLevel;
+
+/// How many server notifications a slow subscriber may fall behind before it
+/// starts losing the oldest ones.
+const NOTIFICATION_BUFFER: usize = 256;
+
+/// Where a connection's notifications go: its listener, and a broadcast
+/// channel shared by every session, so subscribers survive reconnects.
+///
+/// The channel is made by the first subscriber: a broadcast allocates its
+/// whole ring up front, and a connection nobody subscribes to (most of a
+/// large pool's) should not pay for one. Nothing is lost by waiting: a
+/// broadcast keeps no message sent while it has no receiver.
+pub(crate) struct Notifier {
+    name: Arc<str>,
+    listener: Option<NotificationListener>,
+    channel: OnceLock<broadcast::Sender<ServerNotification>>,
+}
+
+impl Notifier {
+    pub(crate) fn new(name: Arc<str>, listener: Option<NotificationListener>) -> Self {
+        Notifier {
+            name,
+            listener,
+            channel: OnceLock::new(),
+        }
+    }
+
+    /// A receiver of every notification sent from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ServerNotification> {
+        self.channel
+            .get_or_init(|| broadcast::channel(NOTIFICATION_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Hands a notification to the listener, then to the subscribers.
+    pub(crate) fn send(&self, n: Notification) {
+        let wanted = self
+            .channel
+            .get()
+            .filter(|channel| channel.receiver_count() > 0);
+        if self.listener.is_none() && wanted.is_none() {
+            return;
+        }
+        let note = ServerNotification::from_notification(n);
+        if let Some(listener) = &self.listener {
+            listener(&self.name, &note);
+        }
+        if let Some(channel) = wanted {
+            let _ = channel.send(note);
+        }
+    }
+}
 
 /// A notification from the server, delivered to every subscriber of
 /// [`crate::Connection::notifications`] or [`crate::Client::notifications`].

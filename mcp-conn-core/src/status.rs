@@ -164,6 +164,23 @@ pub struct HealthReport {
     pub connection: ConnectionInfo,
 }
 
+/// The outcome of one health probe alone, without the snapshot a
+/// [`HealthReport`] carries: what a monitor of thousands of connections
+/// needs ([`crate::Connection::scheduled_probe`]). The probe is recorded in
+/// the health score all the same.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ProbeResult {
+    /// Whether the probe succeeded (or was skipped: see `skipped`).
+    pub ok: bool,
+    /// Why the probe failed (`Not connected` when there was nothing to probe).
+    pub error: Option<String>,
+    /// How long the probe took, when it succeeded.
+    pub latency: Option<Duration>,
+    /// The probe was not sent: a request had just succeeded (passive health).
+    pub skipped: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

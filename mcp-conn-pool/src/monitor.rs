@@ -5,15 +5,15 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mcp_conn_core::{Connection, HealthReport, ServerNotification};
+use mcp_conn_core::{Connection, ProbeResult};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::StreamMap;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 
@@ -28,8 +28,10 @@ pub(crate) enum MonitorCmd {
     Add(String, Duration),
     /// Stop probing it.
     Remove(String),
-    /// It (re)connected: compare its tools with the cached list.
-    Recheck(String),
+    /// It (re)connected, or sent `tools/list_changed`: compare its tools
+    /// with the cached list. The flag, when given, is cleared on receipt:
+    /// the sender queues no other recheck for that server before.
+    Recheck(String, Option<Arc<AtomicBool>>),
 }
 
 /// `interval` spread by up to ±`jitter` (a fraction), so 1,000 servers added
@@ -46,6 +48,45 @@ pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng)
     interval.mul_f64(1.0 + jitter * (2.0 * rng.f64() - 1.0))
 }
 
+/// A server the monitor probes.
+struct Probed {
+    /// Weak: a server removed from the pool is not kept alive by its
+    /// schedule.
+    conn: Weak<Connection>,
+    interval: Duration,
+    /// Its next probe, unless one runs now.
+    next: Option<delay_queue::Key>,
+}
+
+/// The longest step of the grid probes are due on.
+const MAX_TICK: Duration = Duration::from_millis(20);
+
+/// When a probe `delay` from now is due: rounded up to the grid of
+/// `interval / 50` (at most [`MAX_TICK`]) counted from `origin`. Probes due
+/// within one step run together, so 10,000 servers probed every second
+/// wake the runtime 50 times a second instead of at every millisecond (each
+/// wakeup of an idle runtime costs tens of microseconds of CPU), for a
+/// probe at most 2 % of its interval late.
+pub(crate) fn due_on_grid(
+    origin: Instant,
+    now: Instant,
+    delay: Duration,
+    interval: Duration,
+) -> Instant {
+    let at = now + delay;
+    let tick = (interval / 50).min(MAX_TICK).as_nanos();
+    if tick == 0 || at <= origin {
+        return at;
+    }
+    let since = (at - origin).as_nanos();
+    let steps = since.div_ceil(tick);
+    let aligned = steps.saturating_mul(tick);
+    match u64::try_from(aligned) {
+        Ok(nanos) => origin + Duration::from_nanos(nanos),
+        Err(_) => at,
+    }
+}
+
 pub(crate) async fn run(
     pool: Weak<PoolInner>,
     mut cmds: mpsc::UnboundedReceiver<MonitorCmd>,
@@ -53,47 +94,69 @@ pub(crate) async fn run(
     max_probes: usize,
     jitter: f64,
 ) {
-    let mut schedule: DelayQueue<String> = DelayQueue::new();
-    let mut keys: HashMap<String, (delay_queue::Key, Duration)> = HashMap::new();
-    let mut intervals: HashMap<String, Duration> = HashMap::new();
+    // The schedule and the table hold the name as an `Arc<str>`, and the
+    // table holds the connection: a probe clones no string and looks
+    // nothing up in the pool.
+    let mut schedule: DelayQueue<Arc<str>> = DelayQueue::new();
+    let mut servers: HashMap<Arc<str>, Probed> = HashMap::new();
     let mut probes = FuturesUnordered::new();
     // Tool rechecks (after a reconnect or a `tools/list_changed`), one per
     // server at a time; a trigger during one runs it again after.
     let mut rechecks = FuturesUnordered::new();
     let mut rechecking: HashSet<String> = HashSet::new();
     let mut again: HashSet<String> = HashSet::new();
-    // Every server's notifications, in this one task.
-    let mut notes: StreamMap<String, BroadcastStream<ServerNotification>> = StreamMap::new();
     let mut rng = fastrand::Rng::new();
     let max_probes = max_probes.max(1);
+    let origin = Instant::now();
+    // Made once: a fresh `cancelled()` per wakeup would register with the
+    // token again each time.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            () = cancel.cancelled() => break,
+            () = &mut cancelled => break,
             cmd = cmds.recv() => match cmd {
                 None => break,
                 Some(MonitorCmd::Add(name, interval)) => {
-                    if let Some((key, _)) = keys.remove(&name) {
-                        schedule.remove(&key);
+                    let Some(inner) = pool.upgrade() else { break };
+                    let conn = inner.get(&name);
+                    drop(inner);
+                    let name: Arc<str> = Arc::from(name);
+                    if let Some(old) = servers.remove(&name) {
+                        if let Some(key) = old.next {
+                            schedule.remove(&key);
+                        }
                     }
-                    let key = schedule.insert(name.clone(), jittered(interval, jitter, &mut rng));
-                    keys.insert(name.clone(), (key, interval));
-                    intervals.insert(name.clone(), interval);
-                    let Some(pool) = pool.upgrade() else { break };
-                    if let Some(conn) = pool.get(&name) {
-                        notes.insert(name, BroadcastStream::new(conn.notifications()));
+                    let at = due_on_grid(origin, Instant::now(), jittered(interval, jitter, &mut rng), interval);
+                    let key = schedule.insert_at(name.clone(), at);
+                    servers.insert(
+                        name,
+                        Probed {
+                            conn: conn.as_ref().map_or_else(Weak::new, Arc::downgrade),
+                            interval,
+                            next: Some(key),
+                        },
+                    );
+                    // The listener set at insert brings `tools/list_changed`;
+                    // in the stateless era a listen stream must ask for it.
+                    if let Some(conn) = conn {
+                        conn.listen_for_changes().await;
                     }
                 }
                 Some(MonitorCmd::Remove(name)) => {
-                    if let Some((key, _)) = keys.remove(&name) {
-                        schedule.remove(&key);
+                    if let Some(old) = servers.remove(name.as_str()) {
+                        if let Some(key) = old.next {
+                            schedule.remove(&key);
+                        }
                     }
-                    intervals.remove(&name);
-                    notes.remove(&name);
                     again.remove(&name);
                 }
-                Some(MonitorCmd::Recheck(name)) => {
-                    if !intervals.contains_key(&name) {
+                Some(MonitorCmd::Recheck(name, queued)) => {
+                    if let Some(queued) = queued {
+                        queued.store(false, Ordering::Release);
+                    }
+                    if !servers.contains_key(name.as_str()) {
                         continue;
                     }
                     if rechecking.contains(&name) {
@@ -104,26 +167,11 @@ pub(crate) async fn run(
                     }
                 }
             },
-            Some((name, note)) = notes.next(), if !notes.is_empty() => {
-                // A lagged receiver may have missed a `list_changed`: recheck.
-                let changed = match note {
-                    Ok(n) => n == ServerNotification::ToolsListChanged,
-                    Err(_) => true,
-                };
-                if changed {
-                    if rechecking.contains(&name) {
-                        again.insert(name);
-                    } else if let Some(f) = recheck(&pool, name.clone()) {
-                        rechecking.insert(name);
-                        rechecks.push(f);
-                    }
-                }
-            }
             Some((name, diff)) = rechecks.next(), if !rechecks.is_empty() => {
                 rechecking.remove(&name);
                 let Some(inner) = pool.upgrade() else { break };
                 if let Some(diff) = diff {
-                    if intervals.contains_key(&name) {
+                    if servers.contains_key(name.as_str()) {
                         let _ = inner.events.send(PoolEvent::ToolsChanged { name: name.clone(), diff });
                     }
                 }
@@ -136,30 +184,43 @@ pub(crate) async fn run(
                 }
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
-                let (name, report): (String, HealthReport) = done;
-                let Some(pool) = pool.upgrade() else { break };
-                // Removed while its probe ran: no result, no next probe.
-                if let Some(interval) = intervals.get(&name).copied() {
-                    let _ = pool.events.send(PoolEvent::Probed {
-                        name: name.clone(),
-                        ok: report.ok,
-                        latency: report.latency,
-                        error: report.error.clone(),
+                let (name, probed, result): (Arc<str>, Weak<Connection>, ProbeResult) = done;
+                let Some(inner) = pool.upgrade() else { break };
+                // Removed while its probe ran (or removed and added again):
+                // no result, no next probe for the old one.
+                let Some(server) = servers
+                    .get_mut(&name)
+                    .filter(|s| s.next.is_none() && s.conn.ptr_eq(&probed))
+                else {
+                    continue;
+                };
+                if inner.events.receiver_count() > 0 {
+                    let _ = inner.events.send(PoolEvent::Probed {
+                        name: name.to_string(),
+                        ok: result.ok,
+                        latency: result.latency,
+                        error: result.error,
                     });
-                    let key = schedule.insert(name.clone(), jittered(interval, jitter, &mut rng));
-                    keys.insert(name, (key, interval));
                 }
+                drop(inner);
+                let delay = jittered(server.interval, jitter, &mut rng);
+                let at = due_on_grid(origin, Instant::now(), delay, server.interval);
+                server.next = Some(schedule.insert_at(name, at));
             }
             Some(expired) = schedule.next(), if probes.len() < max_probes => {
                 let name = expired.into_inner();
-                keys.remove(&name);
-                let Some(pool) = pool.upgrade() else { break };
-                let conn: Option<Arc<Connection>> = pool.get(&name);
-                drop(pool);
-                if let Some(conn) = conn {
+                if pool.strong_count() == 0 {
+                    break;
+                }
+                let Some(server) = servers.get_mut(&name) else { continue };
+                server.next = None;
+                // A connection gone from the pool gets no probe and no next
+                // one (its `Remove` is on its way).
+                if let Some(conn) = server.conn.upgrade() {
+                    let probed = server.conn.clone();
                     probes.push(async move {
-                        let report = conn.scheduled_health_check().await;
-                        (name, report)
+                        let result = conn.scheduled_probe().await;
+                        (name, probed, result)
                     });
                 }
             }
@@ -180,4 +241,39 @@ fn recheck(pool: &Weak<PoolInner>, name: String) -> Option<Recheck> {
         let diff = catalog.recheck(&name, &conn).await;
         (name, diff)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_due_on_a_grid_never_early_and_at_most_one_step_late() {
+        let origin = Instant::now();
+        let interval = Duration::from_secs(1);
+        let step = Duration::from_millis(20);
+        for ms in [0u64, 1, 19, 20, 21, 999, 1001, 12_345] {
+            let now = origin + Duration::from_millis(ms);
+            let delay = Duration::from_millis(950) + Duration::from_micros(ms * 7);
+            let due = due_on_grid(origin, now, delay, interval);
+            assert!(due >= now + delay, "never early");
+            assert!(due - (now + delay) < step, "at most one step late");
+            assert_eq!(
+                (due - origin).as_nanos() % step.as_nanos(),
+                0,
+                "on the grid"
+            );
+        }
+        // A short interval gets a finer grid: 100 ms -> 2 ms steps.
+        let due = due_on_grid(
+            origin,
+            origin,
+            Duration::from_millis(101),
+            Duration::from_millis(100),
+        );
+        assert_eq!(due - origin, Duration::from_millis(102));
+        // A zero interval has no grid.
+        let due = due_on_grid(origin, origin, Duration::from_nanos(5), Duration::ZERO);
+        assert_eq!(due - origin, Duration::from_nanos(5));
+    }
 }

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use mcp_conn_core::protocol::CallToolResult;
 use mcp_conn_core::{
     Client, Connection, ConnectionConfig, ConnectionInfo, ConnectionStatus, RequestOptions,
-    Transport,
+    ServerNotification, Transport,
 };
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
@@ -199,7 +200,30 @@ impl ConnectionPool {
                 // A new session may offer other tools: the monitor (if it
                 // runs) compares them with the cached list.
                 if let Some(tx) = monitor.lock().as_ref() {
-                    let _ = tx.send(MonitorCmd::Recheck(name.to_owned()));
+                    let _ = tx.send(MonitorCmd::Recheck(name.to_owned(), None));
+                }
+            }
+        }));
+        // A `tools/list_changed` asks the monitor (if it runs) for a recheck.
+        // At most one such request per server waits in the monitor's queue:
+        // a server sending them in a loop cannot grow it.
+        let monitor = self.inner.monitor_tx.clone();
+        let user_listener = config.notification_listener.take();
+        let queued = Arc::new(AtomicBool::new(false));
+        config.notification_listener = Some(Arc::new(move |name: &str, note| {
+            if let Some(listener) = &user_listener {
+                listener(name, note);
+            }
+            if *note == ServerNotification::ToolsListChanged && !queued.swap(true, Ordering::AcqRel)
+            {
+                match monitor.lock().as_ref() {
+                    Some(tx) => {
+                        let flag = Some(queued.clone());
+                        if tx.send(MonitorCmd::Recheck(name.to_owned(), flag)).is_err() {
+                            queued.store(false, Ordering::Release);
+                        }
+                    }
+                    None => queued.store(false, Ordering::Release),
                 }
             }
         }));

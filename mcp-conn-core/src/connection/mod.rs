@@ -19,8 +19,8 @@ use crate::config::{ConnectionConfig, DuringBackoff};
 use crate::engine::Client;
 use crate::error::Error;
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
-use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
+use crate::notification::{Notifier, ServerNotification};
+use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 use crate::transport::Transport;
 
 mod replay;
@@ -29,10 +29,6 @@ mod supervisor;
 
 use state::{Shared, State};
 use supervisor::{Asker, Command, Supervisor};
-
-/// How many server notifications a slow subscriber may fall behind before it
-/// starts losing the oldest ones.
-const NOTIFICATION_BUFFER: usize = 256;
 
 /// A managed connection to one MCP server: connects, watches health,
 /// reconnects with backoff, and reports what happened.
@@ -106,7 +102,9 @@ const NOTIFICATION_BUFFER: usize = 256;
 /// ```
 pub struct Connection {
     shared: Arc<Shared>,
-    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Boxed commands: a channel allocates 32 slots up front, and an idle
+    /// connection should not keep 32 x 40 B for commands that are rare.
+    commands: Mutex<Option<mpsc::Sender<Box<Command>>>>,
 }
 
 impl fmt::Debug for Connection {
@@ -134,7 +132,10 @@ impl Connection {
     ) -> Self {
         let name: Arc<str> = Arc::from(name.into());
         let (status, _) = watch::channel(ConnectionStatus::Disconnected);
-        let (notifications, _) = broadcast::channel(NOTIFICATION_BUFFER);
+        let notifications = Arc::new(Notifier::new(
+            name.clone(),
+            config.notification_listener.clone(),
+        ));
         let limit = config.max_in_flight.map(|n| {
             Arc::new(tokio::sync::Semaphore::new(
                 n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
@@ -267,7 +268,11 @@ impl Connection {
         match running {
             Some(tx) => {
                 let (reply, done) = oneshot::channel();
-                if tx.send(Command::Disconnect { reply }).await.is_ok() {
+                if tx
+                    .send(Box::new(Command::Disconnect { reply }))
+                    .await
+                    .is_ok()
+                {
                     let _ = done.await;
                 }
             }
@@ -339,8 +344,10 @@ impl Connection {
     /// returns a report. After `max_consecutive_health_failures` failures in
     /// a row, the connection reconnects (when `auto_reconnect` is on).
     pub async fn health_check(&self) -> HealthReport {
-        let checked = self.shared.health_check().await;
-        self.after_check(checked).await
+        let (probe, unhealthy) = self.shared.probe().await;
+        let report = self.shared.report_of(probe);
+        self.after_check(unhealthy).await;
+        report
     }
 
     /// A scheduled health check, as the connection's own monitor and the
@@ -351,23 +358,32 @@ impl Connection {
     /// goes quiet, so a dead server is still found within one interval (a
     /// lost link is noticed at once anyway).
     pub async fn scheduled_health_check(&self) -> HealthReport {
-        let checked = self.shared.scheduled_health_check().await;
-        self.after_check(checked).await
+        let (probe, unhealthy) = self.shared.scheduled_probe().await;
+        let report = self.shared.report_of(probe);
+        self.after_check(unhealthy).await;
+        report
+    }
+
+    /// [`Connection::scheduled_health_check`] without the snapshot of the
+    /// connection: the probe's outcome alone, which is cheaper. What the
+    /// pool's monitor runs for each of its servers.
+    pub async fn scheduled_probe(&self) -> ProbeResult {
+        let (probe, unhealthy) = self.shared.scheduled_probe().await;
+        self.after_check(unhealthy).await;
+        probe
     }
 
     /// After `max_consecutive_health_failures`, tells the supervisor to
     /// replace the session.
-    async fn after_check(
-        &self,
-        (report, unhealthy): (HealthReport, Option<(Client, u32)>),
-    ) -> HealthReport {
+    async fn after_check(&self, unhealthy: Option<(Client, u32)>) {
         if let Some((client, failures)) = unhealthy {
             let running = self.commands.lock().clone();
             if let Some(tx) = running {
-                let _ = tx.send(Command::Unhealthy { client, failures }).await;
+                let _ = tx
+                    .send(Box::new(Command::Unhealthy { client, failures }))
+                    .await;
             }
         }
-        report
     }
 
     /// Starts health checks every `health_check_interval`, run by the
@@ -376,7 +392,7 @@ impl Connection {
         self.shared.state.lock().monitoring = true;
         let running = self.commands.lock().clone();
         if let Some(tx) = running {
-            let _ = tx.send(Command::Monitoring(true)).await;
+            let _ = tx.send(Box::new(Command::Monitoring(true))).await;
         }
     }
 
@@ -385,7 +401,7 @@ impl Connection {
         self.shared.state.lock().monitoring = false;
         let running = self.commands.lock().clone();
         if let Some(tx) = running {
-            let _ = tx.send(Command::Monitoring(false)).await;
+            let _ = tx.send(Box::new(Command::Monitoring(false))).await;
         }
     }
 
@@ -463,7 +479,7 @@ impl Connection {
             let running = self.commands.lock().clone();
             if let Some(tx) = running {
                 // A full command queue: the next (re)connect opens it.
-                let _ = tx.try_send(Command::Listen);
+                let _ = tx.try_send(Box::new(Command::Listen));
             }
         }
     }
@@ -491,7 +507,7 @@ impl Connection {
             }
         };
         let (reply, answer) = oneshot::channel();
-        tx.send(make(reply)).await.ok()?;
+        tx.send(Box::new(make(reply))).await.ok()?;
         answer.await.ok()
     }
 }

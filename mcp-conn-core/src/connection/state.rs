@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{ConnectionConfig, HealthProbe};
@@ -17,8 +17,8 @@ use crate::era::Detected;
 use crate::error::{Error, ErrorSummary};
 use crate::health::{HealthHistory, HEALTH_WINDOW};
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
-use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport};
+use crate::notification::Notifier;
+use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 use crate::transport::Transport;
 
 #[derive(Default)]
@@ -53,7 +53,7 @@ pub(super) struct Shared {
     pub(super) status: watch::Sender<ConnectionStatus>,
     pub(super) state: Mutex<State>,
     pub(super) counters: Arc<Counters>,
-    pub(super) notifications: broadcast::Sender<ServerNotification>,
+    pub(super) notifications: Arc<Notifier>,
     /// What the last tool listing said about repeating each tool.
     pub(super) tool_hints: Arc<crate::engine::ToolHints>,
 }
@@ -264,8 +264,11 @@ impl Shared {
     /// A scheduled probe (the connection's monitor, the pool's): skipped
     /// while real traffic succeeds (see [`Shared::traffic_proves_life`]),
     /// which records a success; a probe otherwise.
-    pub(super) async fn scheduled_health_check(&self) -> (HealthReport, Option<(Client, u32)>) {
-        if self.live_client().is_some() && self.traffic_proves_life() {
+    pub(super) async fn scheduled_probe(&self) -> (ProbeResult, Option<(Client, u32)>) {
+        let Some(client) = self.live_client() else {
+            return (not_connected(), None);
+        };
+        if self.traffic_proves_life() {
             {
                 let mut s = self.state.lock();
                 self.absorb_timeouts(&mut s);
@@ -273,17 +276,32 @@ impl Shared {
                 s.last_probe_at = Some(Instant::now());
             }
             self.counters.probe_skipped();
-            let mut report = self.report(true, None, None);
-            report.skipped = true;
-            return (report, None);
+            let probe = ProbeResult {
+                ok: true,
+                skipped: true,
+                ..ProbeResult::default()
+            };
+            return (probe, None);
         }
-        self.health_check().await
+        self.probe_client(client).await
     }
 
-    pub(super) async fn health_check(&self) -> (HealthReport, Option<(Client, u32)>) {
-        let Some(client) = self.live_client() else {
-            return (self.report(false, Some("Not connected".into()), None), None);
-        };
+    /// Runs one probe now; see [`Shared::scheduled_probe`] for the result.
+    pub(super) async fn probe(&self) -> (ProbeResult, Option<(Client, u32)>) {
+        match self.live_client() {
+            Some(client) => self.probe_client(client).await,
+            None => (not_connected(), None),
+        }
+    }
+
+    /// A probe's result with the connection's snapshot after it.
+    pub(super) fn report_of(&self, probe: ProbeResult) -> HealthReport {
+        let mut report = self.report(probe.ok, probe.error, probe.latency);
+        report.skipped = probe.skipped;
+        report
+    }
+
+    async fn probe_client(&self, client: Client) -> (ProbeResult, Option<(Client, u32)>) {
         let opts = RequestOptions::new().timeout(self.config.health_check_timeout);
         let started = Instant::now();
         let outcome = match self.config.health_probe {
@@ -324,11 +342,18 @@ impl Shared {
         let limit = self.config.max_consecutive_health_failures;
         let unhealthy =
             (outcome.is_err() && limit > 0 && failures >= limit).then_some((client, failures));
-        let report = match outcome {
-            Ok(()) => self.report(true, None, Some(latency)),
-            Err(e) => self.report(false, Some(e.to_string()), None),
+        let probe = match outcome {
+            Ok(()) => ProbeResult {
+                ok: true,
+                latency: Some(latency),
+                ..ProbeResult::default()
+            },
+            Err(e) => ProbeResult {
+                error: Some(e.to_string()),
+                ..ProbeResult::default()
+            },
         };
-        (report, unhealthy)
+        (probe, unhealthy)
     }
 
     pub(super) fn uptime(s: &State) -> Duration {
@@ -378,5 +403,12 @@ impl Shared {
             protocol_version: server.map(|r| r.protocol_version),
             protocol_era: s.client.as_ref().and_then(Client::protocol_era),
         }
+    }
+}
+
+fn not_connected() -> ProbeResult {
+    ProbeResult {
+        error: Some("Not connected".into()),
+        ..ProbeResult::default()
     }
 }

@@ -95,7 +95,7 @@ enum Event {
 
 pub(super) struct Supervisor {
     shared: Arc<Shared>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Box<Command>>,
     phase: Phase,
     waiters: Vec<oneshot::Sender<Result<Client, Error>>>,
     backoff: Backoff,
@@ -111,7 +111,7 @@ pub(super) struct Supervisor {
 }
 
 impl Supervisor {
-    pub(super) fn new(shared: Arc<Shared>, commands: mpsc::Receiver<Command>) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, commands: mpsc::Receiver<Box<Command>>) -> Self {
         let c = &shared.config;
         let backoff = Backoff::new(
             c.reconnect_delay,
@@ -136,7 +136,7 @@ impl Supervisor {
     pub(super) async fn run(mut self) {
         loop {
             let event = tokio::select! {
-                cmd = self.commands.recv() => Event::Command(cmd),
+                cmd = self.commands.recv() => Event::Command(cmd.map(|c| *c)),
                 ev = phase_event(&mut self.phase) => ev,
                 ev = probe_event(&mut self.probe, self.next_probe) => ev,
                 Some(_) = self.closing.join_next(), if !self.closing.is_empty() => Event::Reaped,
@@ -157,9 +157,7 @@ impl Supervisor {
                 Event::ProbeDue => {
                     let shared = self.shared.clone();
                     self.next_probe = None;
-                    self.probe = Some(Box::pin(
-                        async move { shared.scheduled_health_check().await.1 },
-                    ));
+                    self.probe = Some(Box::pin(async move { shared.scheduled_probe().await.1 }));
                 }
                 Event::ProbeDone(unhealthy) => {
                     self.probe = None;

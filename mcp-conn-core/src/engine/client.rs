@@ -139,7 +139,10 @@ impl Client {
         };
         let _in_flight = Gauge::up(&counters.in_flight);
         let outcome = if self.is_stateless() {
-            self.send_with_rounds(method, params, opts).await
+            // Boxed: its rounds make a large future, and inline it would
+            // make every request's future as large (a pool's probes copy
+            // and allocate theirs thousands of times a second).
+            Box::pin(self.send_with_rounds(method, params, opts)).await
         } else {
             self.send_request(method, params, opts).await
         };
@@ -216,7 +219,7 @@ impl Client {
             request = request.with_raw_param("requestState", state.to_owned());
         }
         let msg = Message::Request(request);
-        if inner.out.send(msg).await.is_err() {
+        if inner.out.send(Box::new(msg)).await.is_err() {
             guard.armed = false;
             inner.pending().map.remove(&guard.id);
             return Err(inner.closed_error());
@@ -294,7 +297,7 @@ impl Client {
         }
         self.inner
             .out
-            .send(Message::notification(method, params))
+            .send(Box::new(Message::notification(method, params)))
             .await
             .map_err(|_| self.inner.closed_error())
     }

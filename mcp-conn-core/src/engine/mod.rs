@@ -1,14 +1,17 @@
 //! The client engine: many requests in flight over one link, routed by id.
 //!
-//! A [`Session`] owns two tasks per link. The writer drains a bounded queue of
-//! outgoing messages and hands everything queued to the link in one batch. The
-//! reader routes what arrives: responses to their pending request, server
-//! requests to the handlers, notifications to subscribers. When the link ends,
-//! the reader fails every pending request at once with one typed error.
+//! A [`Session`] owns one task per link (`link.rs`), with two halves that
+//! never wait on each other. The writing half drains a bounded queue of
+//! outgoing messages and hands everything queued to the link in one batch.
+//! The reading half (`reader.rs`) routes what arrives, also while a write
+//! is pending: responses to their pending request, server requests to the
+//! handlers, notifications to subscribers. When the link ends, it fails
+//! every pending request at once with one typed error.
 
 mod client;
 mod handshake;
 mod hints;
+mod link;
 mod listen;
 mod options;
 mod pending;

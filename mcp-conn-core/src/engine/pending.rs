@@ -9,16 +9,22 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::json;
 use serde_json::value::RawValue;
-use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::options::ProgressCallback;
 use super::session::LinkLostHook;
 use crate::error::Error;
 use crate::jsonrpc::{JsonRpcError, Message, RequestId};
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
+use crate::notification::Notifier;
 use crate::protocol::*;
 use crate::transport::TransportError;
+
+/// A message waiting for the writer. Boxed: a tokio channel allocates its
+/// slots 32 at a time, up front, so a slot of 8 bytes instead of a
+/// `Message` (104) keeps the two queues of an idle session at ~0.6 KB
+/// instead of ~7 KB.
+pub(super) type Queued = Box<Message>;
 
 /// What the reader hands a waiting caller.
 pub(super) enum Reply {
@@ -48,15 +54,15 @@ pub(super) struct Pending {
 
 pub(super) struct ClientInner {
     pub(super) name: Arc<str>,
-    pub(super) out: mpsc::Sender<Message>,
+    pub(super) out: mpsc::Sender<Queued>,
     /// Replies to server requests: a queue of their own, drained first, so
     /// that neither the reader nor the server waits behind our requests.
-    pub(super) replies: mpsc::Sender<Message>,
+    pub(super) replies: mpsc::Sender<Queued>,
     pub(super) pending: Mutex<Pending>,
     pub(super) next_id: AtomicI64,
     pub(super) request_timeout: Duration,
     pub(super) server: OnceLock<InitializeResult>,
-    pub(super) notifications: broadcast::Sender<ServerNotification>,
+    pub(super) notifications: Arc<Notifier>,
     pub(super) counters: Arc<Counters>,
     pub(super) on_link_lost: Option<LinkLostHook>,
     /// Set when the session speaks the stateless era: what every request's
@@ -109,7 +115,7 @@ impl ClientInner {
             "notifications/cancelled",
             Some(json!({"requestId": id, "reason": reason})),
         );
-        if self.out.try_send(note).is_err() {
+        if self.out.try_send(Box::new(note)).is_err() {
             tracing::debug!(connection = %self.name, %id, "could not queue notifications/cancelled");
         }
     }

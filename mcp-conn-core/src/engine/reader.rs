@@ -1,5 +1,5 @@
-//! The reader task: routes what the server sends, and never waits for the
-//! writer.
+//! The reading half of the link task: routes what the server sends, and
+//! never waits for the writing half.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::task::{AbortHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
 
 use super::options::Progress;
 use super::pending::{ClientInner, Reply};
@@ -18,8 +17,7 @@ use crate::jsonrpc::{
     JsonRpcError, Message, Notification, Request, RequestId, Response, ResponsePayload,
 };
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
-use crate::transport::{Inbound, LinkRx, TransportError};
+use crate::transport::{Inbound, TransportError};
 
 /// Server requests over `max_concurrent_server_requests` wait here for a
 /// free handler slot; past this many, they are answered with an error.
@@ -37,29 +35,28 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    pub(super) async fn run(
-        mut self,
-        mut rx: Box<dyn LinkRx>,
-        stop: CancellationToken,
-    ) -> ReaderExit {
-        let exit = loop {
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => break None,
-                Some(done) = self.running.join_next_with_id(), if !self.running.is_empty() => {
-                    self.reap(done);
-                }
-                msg = rx.recv() => match msg {
-                    Ok(Some(Inbound::Message(msg))) => self.route(msg),
-                    Ok(Some(Inbound::Failed { id, error })) => self.on_failed(id, error),
-                    Ok(None) => break Some(TransportError::Eof),
-                    Err(e) => break Some(e),
-                },
-            }
-        };
+    /// Handles what `LinkRx::recv` gave; `Some(reason)` when the link ended.
+    pub(super) fn on_recv(
+        &mut self,
+        got: Result<Option<Inbound>, TransportError>,
+    ) -> Option<TransportError> {
+        match got {
+            Ok(Some(Inbound::Message(msg))) => self.route(msg),
+            Ok(Some(Inbound::Failed { id, error })) => self.on_failed(id, error),
+            Ok(None) => return Some(TransportError::Eof),
+            Err(e) => return Some(e),
+        }
+        None
+    }
+
+    /// Stops reading: aborts the handlers, fails what is pending (with
+    /// `ConnectionLost` when the link ended by itself, `Closed` when it was
+    /// stopped) and says how the link ended.
+    pub(super) fn finish(&mut self, lost: Option<TransportError>) -> ReaderExit {
         self.running.abort_all();
+        self.backlog.clear();
         let name = self.inner.name.clone();
-        match exit {
+        match lost {
             Some(reason) => {
                 tracing::debug!(connection = %name, %reason, "link ended");
                 self.inner.fail_all(Error::ConnectionLost {
@@ -94,7 +91,7 @@ impl Reader {
     /// Queues a reply to the server without waiting: the reader must keep
     /// routing responses whatever the writer is doing.
     fn reply_now(&self, reply: Message) {
-        if let Err(e) = self.inner.replies.try_send(reply) {
+        if let Err(e) = self.inner.replies.try_send(Box::new(reply)) {
             tracing::warn!(connection = %self.inner.name, error = %e, "reply queue full: dropped a reply to the server");
         }
     }
@@ -164,10 +161,10 @@ impl Reader {
             // A handler task (not the reader) may wait for room.
             let _ = inner
                 .replies
-                .send(Message::Response(Response {
+                .send(Box::new(Message::Response(Response {
                     id: Some(req.id),
                     payload,
-                }))
+                })))
                 .await;
         });
         self.by_task.insert(handle.id(), id.clone());
@@ -176,7 +173,7 @@ impl Reader {
 
     /// A handler finished; a panicked one still owes the server an answer
     /// (-32603).
-    fn reap(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    pub(super) fn reap(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
         let (task, panicked) = match &done {
             Ok((task, ())) => (*task, false),
             Err(e) => (e.id(), e.is_panic()),
@@ -204,10 +201,7 @@ impl Reader {
             "notifications/progress" => self.on_progress(n.params.as_ref()),
             "notifications/tools/list_changed" => {
                 Counters::bump(&self.inner.counters.tools_list_changed);
-                let _ = self
-                    .inner
-                    .notifications
-                    .send(ServerNotification::from_notification(n));
+                self.inner.notifications.send(n);
             }
             "notifications/cancelled" => {
                 // Abort that handler; it sends no response.
@@ -225,16 +219,10 @@ impl Reader {
                         self.backlog.retain(|r| r.id != id);
                     }
                 }
-                let _ = self
-                    .inner
-                    .notifications
-                    .send(ServerNotification::from_notification(n));
+                self.inner.notifications.send(n);
             }
             _ => {
-                let _ = self
-                    .inner
-                    .notifications
-                    .send(ServerNotification::from_notification(n));
+                self.inner.notifications.send(n);
             }
         }
     }

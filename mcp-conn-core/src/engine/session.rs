@@ -1,4 +1,4 @@
-//! [`Session`]: one link's engine, its writer task, and how it stops.
+//! [`Session`]: one link's engine, its link task, and how it stops.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -7,24 +7,20 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::client::Client;
+use super::link::{LinkTask, Outgoing};
 use super::pending::{ClientInner, Pending};
 use super::reader::Reader;
 use crate::error::Error;
 use crate::handler::ClientHandlers;
-use crate::jsonrpc::Message;
 use crate::metrics::Counters;
-use crate::notification::ServerNotification;
+use crate::notification::Notifier;
 use crate::protocol::*;
-use crate::transport::{Link, LinkTx, TransportError};
-
-/// How many messages the writer hands to the link at most in one batch.
-const MAX_BATCH: usize = 128;
+use crate::transport::{Link, TransportError};
 
 /// Replies to the server (to its `ping`s and requests) queued for the writer.
 /// The reader never waits for room here: when it is full, a reply the reader
@@ -38,7 +34,7 @@ pub(crate) struct EngineConfig {
     pub(crate) name: Arc<str>,
     pub(crate) request_timeout: Duration,
     pub(crate) handlers: ClientHandlers,
-    pub(crate) notifications: broadcast::Sender<ServerNotification>,
+    pub(crate) notifications: Arc<Notifier>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) queue_capacity: usize,
     pub(crate) max_server_requests: usize,
@@ -62,14 +58,17 @@ pub(crate) enum ReaderExit {
     Stopped,
 }
 
-/// One link's engine: the client handle plus the tasks that drive the link.
-/// Dropping it stops the tasks (the writer closes the link gracefully first).
+/// One link's engine: the client handle plus the one task that drives the
+/// link ([`LinkTask`]: it reads and writes). Dropping it stops the task,
+/// which closes the link gracefully first.
 pub(crate) struct Session {
     pub(crate) client: Client,
-    reader: Option<JoinHandle<ReaderExit>>,
-    writer: Option<JoinHandle<()>>,
-    stop_writer: CancellationToken,
-    stop_reader: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    /// How reading ended, sent by the link task the moment it does.
+    exit: Option<oneshot::Receiver<ReaderExit>>,
+    /// Dropped to stop the link task (a oneshot: cheaper to poll on every
+    /// wakeup of the task than a cancellation token).
+    stop: Option<oneshot::Sender<()>>,
     /// The `subscriptions/listen` task (stateless era), if listening.
     pub(super) listening: Option<JoinHandle<()>>,
 }
@@ -102,42 +101,37 @@ impl Session {
             handlers: config.handlers.clone(),
             tool_hints: config.tool_hints.clone(),
         });
-        let stop_writer = CancellationToken::new();
-        let stop_reader = CancellationToken::new();
-        let span = tracing::Span::current();
-        let writer = tokio::spawn(
-            write_loop(
-                link.tx,
-                Outgoing {
+        let (stop, stopped) = oneshot::channel();
+        let (exit_tx, exit) = oneshot::channel();
+        let task = tokio::spawn(
+            LinkTask {
+                reader: Reader {
+                    inner: inner.clone(),
+                    handlers: config.handlers.clone(),
+                    max_server_requests: config.max_server_requests.max(1),
+                    running: JoinSet::new(),
+                    backlog: VecDeque::new(),
+                    by_request: HashMap::new(),
+                    by_task: HashMap::new(),
+                },
+                rx: link.rx,
+                tx: link.tx,
+                out: Outgoing {
                     requests: out_rx,
                     replies: replies_rx,
                 },
-                inner.clone(),
-                stop_writer.clone(),
-                stop_reader.clone(),
-                config.close_grace,
-            )
-            .instrument(span.clone()),
-        );
-        let reader = tokio::spawn(
-            Reader {
-                inner: inner.clone(),
-                handlers: config.handlers.clone(),
-                max_server_requests: config.max_server_requests.max(1),
-                running: JoinSet::new(),
-                backlog: VecDeque::new(),
-                by_request: HashMap::new(),
-                by_task: HashMap::new(),
+                stop: stopped,
+                grace: config.close_grace,
+                exit: exit_tx,
             }
-            .run(link.rx, stop_reader.clone())
-            .instrument(span),
+            .run()
+            .instrument(tracing::Span::current()),
         );
         Session {
             client: Client { inner },
-            reader: Some(reader),
-            writer: Some(writer),
-            stop_writer,
-            stop_reader,
+            task: Some(task),
+            exit: Some(exit),
+            stop: Some(stop),
             listening: None,
         }
     }
@@ -150,15 +144,14 @@ impl Session {
     /// Resolves when the link ends by itself. Cancel-safe; must not be polled
     /// again after it resolved.
     pub(crate) async fn closed(&mut self) -> ReaderExit {
-        match self.reader.as_mut() {
-            Some(handle) => {
-                let exit = match handle.await {
-                    Ok(exit) => exit,
-                    Err(e) => ReaderExit::Lost(TransportError::Protocol(format!(
-                        "reader task failed: {e}"
-                    ))),
-                };
-                self.reader = None;
+        match self.exit.as_mut() {
+            Some(exit) => {
+                // No answer: the link task is gone without saying (it
+                // panicked).
+                let exit = exit.await.unwrap_or_else(|_| {
+                    ReaderExit::Lost(TransportError::Protocol("the link task failed".into()))
+                });
+                self.exit = None;
                 exit
             }
             None => std::future::pending().await,
@@ -171,7 +164,7 @@ impl Session {
     pub(crate) fn begin_shutdown(&mut self, error: Error) {
         super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
-        self.stop_writer.cancel();
+        self.stop = None;
     }
 
     /// Stops the session: fails what is pending with `error`, closes the link
@@ -180,13 +173,9 @@ impl Session {
     pub(crate) async fn shutdown(mut self, error: Error) {
         super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
-        self.stop_writer.cancel();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.await;
-        }
-        self.stop_reader.cancel();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.await;
+        self.stop = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
         }
     }
 }
@@ -194,79 +183,8 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         // Not shut down explicitly (e.g. a connect attempt that timed out):
-        // the writer still closes the link, then stops the reader.
+        // the link task still closes the link.
         super::listen::stop(&mut self.listening);
-        self.stop_writer.cancel();
+        self.stop = None;
     }
-}
-
-/// What the writer drains: replies to the server first, then our messages.
-struct Outgoing {
-    requests: mpsc::Receiver<Message>,
-    replies: mpsc::Receiver<Message>,
-}
-
-impl Outgoing {
-    async fn recv(&mut self) -> Option<Message> {
-        tokio::select! {
-            biased;
-            Some(msg) = self.replies.recv() => Some(msg),
-            msg = self.requests.recv() => msg,
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<Message> {
-        self.replies
-            .try_recv()
-            .or_else(|_| self.requests.try_recv())
-            .ok()
-    }
-}
-
-async fn write_loop(
-    mut tx: Box<dyn LinkTx>,
-    mut out: Outgoing,
-    inner: Arc<ClientInner>,
-    stop: CancellationToken,
-    stop_reader: CancellationToken,
-    grace: Duration,
-) {
-    let mut batch: Vec<Message> = Vec::with_capacity(16);
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            msg = out.recv() => match msg {
-                Some(msg) => msg,
-                None => break,
-            },
-        };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match out.try_recv() {
-                Some(msg) => batch.push(msg),
-                None => break,
-            }
-        }
-        let sent = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            sent = tx.send_batch(&batch) => sent,
-        };
-        batch.clear();
-        if let Err(e) = sent {
-            tracing::debug!(connection = %inner.name, error = %e, "write failed; the link is lost");
-            inner.fail_all(Error::ConnectionLost {
-                connection: inner.name.clone(),
-                reason: e,
-            });
-            stop_reader.cancel();
-            break;
-        }
-    }
-    drop(out);
-    if let Err(e) = tx.close(grace).await {
-        tracing::debug!(connection = %inner.name, error = %e, "closing the link failed");
-    }
-    stop_reader.cancel();
 }

@@ -84,7 +84,8 @@ impl OAuthHttp {
         let mut req = req;
         if let Ok(url) = Url::parse(&req.uri().to_string()) {
             // Plain http through a forwarding proxy carries its credentials.
-            if let Some(auth) = net.proxies.forwarding_auth(&url) {
+            let uri = req.uri().clone();
+            if let Some(auth) = net.proxies.forwarding_auth(&url, &uri) {
                 req.headers_mut()
                     .insert(http::header::PROXY_AUTHORIZATION, auth);
             }

@@ -1,0 +1,475 @@
+//! Scale benchmark (issue #15): N in-memory servers in one `ConnectionPool`.
+//!
+//! Prints, each beside its goal:
+//! - how long `connect_all` takes for N servers;
+//! - per idle connected connection, on the library's side: heap bytes (a
+//!   counting global allocator: exact), resident memory (`VmRSS`: what the
+//!   OS sees, allocator slack included) and tokio tasks alive;
+//! - the CPU the pool monitor costs, probing every server once a second
+//!   (N probes/s), as a percentage of one core, measured over a window with
+//!   `/proc/self/stat` while the servers are idle.
+//!
+//! The servers cost nothing measurable: each link is answered inline by the
+//! transport itself (a [`FakeServer`] answering in `LinkTx::send`, the reply
+//! queued for `LinkRx::recv`), so there is no server task and no server
+//! channel. What a link's own state costs (its queue and the two boxed
+//! halves) is measured separately with N bare links and subtracted, so the
+//! figures are the library's alone. With `--mock` the servers are
+//! `MockTransport::serving(FakeServer)` instead (a server task and two
+//! channels per link, the setup the issue measured): the totals are then
+//! printed as they are, with that server side included.
+//!
+//! `cargo run --release -p examples --example scale_bench [N] [--mock] [--secs S] [--current-thread]`
+//! (N defaults to 10,000; S, the CPU window, to 10; the runtime is tokio's
+//! multi-thread one with a worker per core unless `--current-thread`).
+
+// A global allocator is `unsafe` by nature; the one below only counts and
+// forwards every call to the system allocator unchanged.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use mcp_conn_core::jsonrpc::{Message, Request, Response};
+use mcp_conn_core::testing::{FakeServer, MockTransport};
+use mcp_conn_core::{
+    ConnectionConfig, ConnectionStatus, Inbound, Link, LinkRx, LinkTx, Transport, TransportError,
+};
+use mcp_conn_pool::{ConnectionPool, PoolConfig};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Counts the bytes the process holds on the heap.
+struct Counting;
+
+static HELD: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to `System` with its own arguments; the
+// counter has no effect on the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            HELD.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn heap() -> isize {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// Resident memory in bytes (`VmRSS`).
+fn rss() -> isize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<isize>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU time used by the process so far (user + system), from
+/// `/proc/self/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ`).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime is the
+    // 14th field of the line, stime the 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((tick(11) + tick(12)) * 10)
+}
+
+fn tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// A server answered inside the transport: no task, no channel.
+#[derive(Debug, Clone)]
+struct Inline {
+    server: Arc<FakeServer>,
+}
+
+struct Wire {
+    replies: Mutex<VecDeque<Message>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+struct InlineTx {
+    server: Arc<FakeServer>,
+    wire: Arc<Wire>,
+}
+
+struct InlineRx {
+    wire: Arc<Wire>,
+}
+
+#[async_trait]
+impl Transport for Inline {
+    async fn connect(&self) -> Result<Link, TransportError> {
+        let wire = Arc::new(Wire {
+            replies: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        Ok(Link::new(
+            InlineTx {
+                server: self.server.clone(),
+                wire: wire.clone(),
+            },
+            InlineRx { wire },
+        ))
+    }
+
+    fn kind(&self) -> &'static str {
+        "inline"
+    }
+}
+
+fn answer(server: &FakeServer, req: &Request) -> Option<Message> {
+    if req.method == "ping" {
+        let empty = serde_json::value::RawValue::from_string("{}".into()).ok()?;
+        return Some(Message::Response(Response {
+            id: Some(req.id.clone()),
+            payload: mcp_conn_core::jsonrpc::ResponsePayload::Result(empty),
+        }));
+    }
+    let resp = match server.answer(req)? {
+        Ok(result) => Response::result(req.id.clone(), &result).ok()?,
+        Err(e) => Response::error(Some(req.id.clone()), e),
+    };
+    Some(Message::Response(resp))
+}
+
+#[async_trait]
+impl LinkTx for InlineTx {
+    async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
+        if let Message::Request(req) = msg {
+            if let Some(reply) = answer(&self.server, req) {
+                self.wire.replies.lock().push_back(reply);
+                self.wire.ready.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, _grace: Duration) -> Result<(), TransportError> {
+        self.wire.closed.store(true, Ordering::SeqCst);
+        self.wire.ready.notify_one();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LinkRx for InlineRx {
+    async fn recv(&mut self) -> Result<Option<Inbound>, TransportError> {
+        loop {
+            {
+                let mut q = self.wire.replies.lock();
+                if let Some(msg) = q.pop_front() {
+                    if q.is_empty() {
+                        // An idle link holds no buffer.
+                        *q = VecDeque::new();
+                    }
+                    return Ok(Some(msg.into()));
+                }
+            }
+            if self.wire.closed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            // A permit stored by `notify_one` before we wait is not lost.
+            self.wire.ready.notified().await;
+        }
+    }
+}
+
+struct Args {
+    n: usize,
+    mock: bool,
+    secs: u64,
+    current_thread: bool,
+}
+
+fn args() -> Args {
+    let mut out = Args {
+        n: 10_000,
+        mock: false,
+        secs: 10,
+        current_thread: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--mock" => out.mock = true,
+            "--current-thread" => out.current_thread = true,
+            "--secs" => out.secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
+            n => out.n = n.replace('_', "").parse().unwrap_or(out.n),
+        }
+    }
+    out
+}
+
+fn transport(mock: bool, server: &Arc<FakeServer>) -> Box<dyn Transport> {
+    if mock {
+        Box::new(MockTransport::serving(FakeServer::clone(server)))
+    } else {
+        Box::new(Inline {
+            server: server.clone(),
+        })
+    }
+}
+
+/// Lets the runtime finish what is under way (tasks ending, links closing).
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "OVER"
+    }
+}
+
+fn main() {
+    let args = args();
+    let runtime = if args.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(bench(args)),
+        Err(e) => println!("no runtime: {e}"),
+    }
+}
+
+async fn bench(Args { n, mock, secs, .. }: Args) {
+    let server_side = if mock {
+        "MockTransport::serving(FakeServer): server task + channels included"
+    } else {
+        "inline FakeServer: no server task; link state measured and subtracted"
+    };
+    println!("scale_bench: {n} in-memory servers in one pool ({server_side})");
+    println!(
+        "runtime: {} worker threads",
+        tokio::runtime::Handle::current().metrics().num_workers()
+    );
+
+    let server = Arc::new(FakeServer::default());
+    // What a bare link costs (the server's share), with no connection.
+    let link_bytes = if mock {
+        0.0
+    } else {
+        let t = transport(false, &server);
+        let before = heap();
+        let mut links = Vec::with_capacity(n);
+        let vec_bytes = heap() - before;
+        for _ in 0..n {
+            match t.connect().await {
+                Ok(link) => links.push(link),
+                Err(e) => {
+                    println!("a bare link failed: {e}");
+                    return;
+                }
+            }
+        }
+        let per = (heap() - before - vec_bytes) as f64 / n as f64;
+        drop(links);
+        per
+    };
+
+    let config = PoolConfig {
+        default_connection: ConnectionConfig {
+            health_check_interval: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pool = ConnectionPool::with_config(config);
+    let transports: Vec<Box<dyn Transport>> = (0..n).map(|_| transport(mock, &server)).collect();
+    settle().await;
+    let (heap0, rss0, tasks0) = (heap(), rss(), tasks());
+    for (i, t) in transports.into_iter().enumerate() {
+        if let Err(e) = pool.insert(format!("server-{i:05}"), t) {
+            println!("insert failed: {e}");
+            return;
+        }
+    }
+
+    let heap_inserted = heap();
+    let started = Instant::now();
+    let outcomes = pool.connect_all().await;
+    let connect_time = started.elapsed();
+    let failed = outcomes.values().filter(|o| o.is_err()).count();
+    drop(outcomes);
+    if failed > 0 {
+        println!("{failed} of {n} servers did not connect");
+    }
+    settle().await;
+    let connected = pool
+        .names()
+        .iter()
+        .filter_map(|name| pool.get(name))
+        .filter(|c| c.status() == ConnectionStatus::Connected)
+        .count();
+    let (heap1, rss1, tasks1) = (heap(), rss(), tasks());
+
+    let per_heap = (heap1 - heap0) as f64 / n as f64;
+    let ours = per_heap - link_bytes;
+    let per_rss = (rss1 - rss0) as f64 / n as f64;
+    let per_task = (tasks1 - tasks0) as f64 / n as f64;
+    println!("connected: {connected} of {n}");
+    println!(
+        "  of which: {:.0} B per server inserted (not connected), {:.0} B more once connected",
+        (heap_inserted - heap0) as f64 / n as f64,
+        (heap1 - heap_inserted) as f64 / n as f64
+    );
+    println!(
+        "connect_all: {:>8.3} s                 goal < 0.5 s     {}",
+        connect_time.as_secs_f64(),
+        verdict(connect_time < Duration::from_millis(500))
+    );
+    if mock {
+        println!(
+            "heap per connection:   {:>8.0} B (server side included)",
+            per_heap
+        );
+    } else {
+        println!(
+            "heap per connection:   {:>8.0} B  ({per_heap:.0} B - {link_bytes:.0} B per bare link)   goal <= 8192 B   {}",
+            ours,
+            verdict(ours <= 8192.0)
+        );
+    }
+    println!(
+        "RSS per connection:    {:>8.0} B  (allocator slack included)",
+        per_rss
+    );
+    println!(
+        "tasks per connection:  {:>8.2}     ({tasks0} -> {tasks1})           goal <= 2        {}",
+        per_task,
+        verdict(per_task <= 2.0)
+    );
+
+    // For comparison: the same number of bare pings, sent by one task in
+    // steps of 1 ms (the request round trip alone, no monitor).
+    let clients: Vec<_> = pool
+        .names()
+        .iter()
+        .filter_map(|name| pool.get(name))
+        .filter_map(|c| c.client().ok())
+        .collect();
+    if !clients.is_empty() {
+        let per_ms = (n / 1000).max(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let (cpu0, wall0) = (cpu_time(), Instant::now());
+        let mut sent = 0u64;
+        let mut next = 0usize;
+        while wall0.elapsed() < Duration::from_secs(secs.min(5)) {
+            tick.tick().await;
+            let batch = (0..per_ms).map(|i| clients[(next + i) % clients.len()].ping());
+            let answered = futures_util::future::join_all(batch).await;
+            sent += answered.iter().filter(|a| a.is_ok()).count() as u64;
+            next = (next + per_ms) % clients.len();
+        }
+        let (cpu1, wall) = (cpu_time(), wall0.elapsed());
+        println!(
+            "bare pings: {:>8.0} /s at {:.1} % of a core ({:.1} us each): the round trip, for comparison",
+            sent as f64 / wall.as_secs_f64(),
+            (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64() * 100.0,
+            (cpu1 - cpu0).as_secs_f64() * 1e6 / sent.max(1) as f64
+        );
+    }
+    drop(clients);
+
+    // The monitor: every server probed once a second.
+    let probes = |pool: &ConnectionPool| -> u64 {
+        pool.names()
+            .iter()
+            .filter_map(|name| pool.get(name))
+            .map(|c| c.info().metrics.requests_ok)
+            .sum()
+    };
+    pool.start_monitoring();
+    // One interval (and its jitter) to reach the steady state.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tasks_monitoring = tasks();
+    let p0 = probes(&pool);
+    let (cpu0, wall0) = (cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (cpu1, wall1) = (cpu_time(), Instant::now());
+    let p1 = probes(&pool);
+    let wall = wall1 - wall0;
+    let cpu = (cpu1 - cpu0).as_secs_f64() / wall.as_secs_f64() * 100.0;
+    let rate = (p1 - p0) as f64 / wall.as_secs_f64();
+    println!(
+        "monitor: {rate:>8.0} probes/s over {:.1} s (tasks while monitoring: {tasks_monitoring})",
+        wall.as_secs_f64()
+    );
+    println!(
+        "monitor CPU:           {cpu:>8.1} % of a core              goal <= 5 %      {}",
+        verdict(cpu <= 5.0)
+    );
+    if rate > 0.0 {
+        println!(
+            "CPU per probe:         {:>8.1} us",
+            (cpu1 - cpu0).as_secs_f64() * 1e6 / (p1 - p0) as f64
+        );
+    }
+    let health = pool.health_report();
+    println!(
+        "after: {} connected, {} healthy of {}",
+        health.connected, health.healthy, health.total
+    );
+    pool.shutdown().await;
+}
