@@ -15,6 +15,7 @@ mod link;
 #[cfg(feature = "oauth")]
 pub mod oauth;
 mod proxy;
+mod reply;
 mod session;
 mod sse;
 mod stateless;
