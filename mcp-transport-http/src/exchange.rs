@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
@@ -23,15 +22,12 @@ use crate::config::{bearer, Credentials, HttpMode};
 use crate::failure;
 use crate::link::Shared;
 use crate::session::{Stage, Wire, SESSION_HEADER};
-use crate::stream::{messages, violation, EventStream, StreamItem};
+use crate::stream::{messages, violation};
 
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const EVENT_STREAM: &str = "text/event-stream";
 /// Step-ups (403 `insufficient_scope`) tried for one message.
 const MAX_STEP_UPS: u32 = 2;
-/// How long a reply stream is read on after its response, waiting for its
-/// end (see [`Shared::read_reply_tail`]).
-const REPLY_TAIL: Duration = Duration::from_millis(250);
 /// The most of an error body read (its start is quoted in the error).
 const ERROR_BODY: usize = 64 * 1024;
 
@@ -135,7 +131,7 @@ impl Content {
 /// What kind of message is POSTed: it decides the session headers, what a
 /// failure ends, and what waits for the answer.
 #[derive(Debug, Clone)]
-enum Kind {
+pub(crate) enum Kind {
     /// `initialize`: everything about it is the link's.
     Initialize(RequestId),
     /// Any other request: its failures are its own.
@@ -160,7 +156,7 @@ impl Kind {
 
     /// `error`, as a failure of this request alone when the message is a
     /// plain request, else of the link.
-    fn failure(&self, error: TransportError) -> Failure {
+    pub(crate) fn failure(&self, error: TransportError) -> Failure {
         match self {
             Kind::Request(_) => Failure::Request(error),
             _ => Failure::Link(error),
@@ -596,101 +592,6 @@ impl Shared {
                 }
                 Err(kind.failure(error))
             }
-        }
-    }
-
-    /// Reads a POST's SSE reply until the response to `id` arrives,
-    /// resuming with GET and `Last-Event-ID` when the stream breaks first.
-    /// An event over the limit, or a stream that ends (or breaks) without a
-    /// way to resume, fails this request alone; failing to reach the server
-    /// again ends the link.
-    async fn read_reply_stream(
-        self: &Arc<Self>,
-        body: Incoming,
-        id: Option<RequestId>,
-        kind: &Kind,
-        stateless: bool,
-    ) -> Result<(), Failure> {
-        let mut stream = EventStream::new(
-            body,
-            self.settings.idle_stream_timeout,
-            self.settings.max_message_size,
-        );
-        loop {
-            let cause = match stream.next().await {
-                Ok(Some(StreamItem::Messages(msgs))) => {
-                    let answered = msgs.iter().any(|m| {
-                        matches!((m, &id), (Message::Response(r), Some(want)) if r.id.as_ref() == Some(want))
-                    });
-                    for m in msgs {
-                        self.push(m).await;
-                    }
-                    if answered {
-                        self.read_reply_tail(&mut stream).await;
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Ok(Some(StreamItem::Control(e))) => {
-                    tracing::debug!(event = %e.event, "ignored an event on a reply stream");
-                    continue;
-                }
-                Ok(None) if id.is_none() => return Ok(()),
-                Ok(None) => TransportError::Eof,
-                Err(e @ TransportError::MessageTooLarge { .. }) => return Err(kind.failure(e)),
-                Err(e) => e,
-            };
-            if let Some(id) = &id {
-                tracing::debug!(%id, error = %cause, resumable = stream.resumable(), "a reply stream ended before its response");
-            }
-            if stateless {
-                // No resumption in the stateless era: the request is lost,
-                // and the engine decides whether it may be sent again.
-                return Err(kind.failure(cause));
-            }
-            stream
-                .resume(kind.failure(cause), |last| self.reopen(last, kind))
-                .await?;
-        }
-    }
-
-    /// Reads a reply stream on after its response (the caller has it
-    /// already) until the server ends it, for at most [`REPLY_TAIL`]: a body
-    /// read to its end leaves its connection to the pool, one dropped before
-    /// closes it, and the next request would wait for a new one. Anything
-    /// else the server sends there still reaches the engine; a failure here
-    /// fails nothing.
-    async fn read_reply_tail(&self, stream: &mut EventStream) {
-        let tail = async {
-            while let Ok(Some(item)) = stream.next().await {
-                if let StreamItem::Messages(msgs) = item {
-                    for m in msgs {
-                        self.push(m).await;
-                    }
-                }
-            }
-        };
-        if tokio::time::timeout(REPLY_TAIL, tail).await.is_err() {
-            tracing::debug!("a reply stream stayed open after its response; dropped");
-        }
-    }
-
-    /// GETs the stream again after event `last`.
-    async fn reopen(&self, last: String, kind: &Kind) -> Result<Incoming, Failure> {
-        let get = Outgoing::Get {
-            last_event_id: Some(last),
-        };
-        let resp = self.exchange(&self.settings.url, &get).await?;
-        let status = resp.status();
-        if status.is_success() && Content::of(&resp) == Content::EventStream {
-            return Ok(resp.into_body());
-        }
-        let error = refused(resp).await;
-        // The session is gone or the credentials are refused: the link is
-        // unusable. Anything else is about this stream.
-        match status.as_u16() {
-            401 | 403 | 404 => Err(Failure::Link(error)),
-            _ => Err(kind.failure(error)),
         }
     }
 }

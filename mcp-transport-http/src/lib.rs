@@ -16,6 +16,7 @@ mod link;
 pub mod oauth;
 mod proxy;
 mod proxy_stream;
+mod reply;
 mod session;
 mod sse;
 mod stateless;
