@@ -42,9 +42,9 @@ pub(crate) struct PoolInner {
     monitor_tx: MonitorSlot,
     /// The servers added from a config, as written there: what
     /// `apply_config_str` compares a new config with.
-    from_config: Mutex<BTreeMap<String, ServerConfig>>,
+    pub(crate) from_config: Mutex<BTreeMap<String, ServerConfig>>,
     /// One config applied at a time.
-    applying: tokio::sync::Mutex<()>,
+    pub(crate) applying: tokio::sync::Mutex<()>,
     /// The OAuth providers of the servers whose entry has `auth`.
     #[cfg(feature = "oauth")]
     pub(crate) oauth: Mutex<BTreeMap<String, mcp_transport_http::oauth::OAuthProvider>>,
@@ -537,7 +537,7 @@ impl ConnectionPool {
         self.insert_built(server, built)
     }
 
-    fn insert_built(
+    pub(crate) fn insert_built(
         &self,
         server: ServerConfig,
         built: crate::config::Built,
@@ -559,112 +559,6 @@ impl ConnectionPool {
             .lock()
             .insert(server.name.clone(), server);
         Ok(conn)
-    }
-
-    /// Applies an `mcpServers` document to the running pool (hot reload):
-    /// servers it adds are inserted and connected, servers it no longer
-    /// names (or disables) are shut down, servers whose entry changed
-    /// (transport, arguments, environment, headers after `${VAR}`
-    /// expansion, or connection settings) are replaced, and every other
-    /// server is not touched, not even reconnected. Servers inserted in
-    /// code and not named by the config are left alone.
-    ///
-    /// The whole document is checked, and every new transport built, before
-    /// anything changes: a bad config changes nothing and returns the
-    /// error. Returns what changed, also sent as
-    /// [`PoolEvent::ConfigApplied`]. One apply runs at a time.
-    pub async fn apply_config_str(&self, json: &str) -> Result<crate::ConfigChanges, Error> {
-        self.apply_config_with(json, &crate::ConfigContext::default())
-            .await
-    }
-
-    /// [`ConnectionPool::apply_config_str`] for a document read from a file
-    /// (`context` resolves `envFile` and `${workspaceFolder}`).
-    pub(crate) async fn apply_config_with(
-        &self,
-        json: &str,
-        context: &crate::ConfigContext,
-    ) -> Result<crate::ConfigChanges, Error> {
-        let servers = crate::parse_config_with(
-            json,
-            &self.inner.config.default_connection,
-            |v| std::env::var(v).ok(),
-            context,
-        )?;
-        self.apply_servers(servers).await
-    }
-
-    /// [`ConnectionPool::apply_config_str`] for servers already read (as
-    /// [`crate::parse_config`] gives them; disabled ones count as absent):
-    /// for a host that merges several files into one pool.
-    pub async fn apply_servers(
-        &self,
-        servers: Vec<ServerConfig>,
-    ) -> Result<crate::ConfigChanges, Error> {
-        let _one_at_a_time = self.inner.applying.lock().await;
-        let enabled: Vec<ServerConfig> = servers.into_iter().filter(|s| !s.disabled).collect();
-        let plan = {
-            let current = self.inner.from_config.lock();
-            crate::reload::Plan::new(&current, &self.names(), enabled)
-        };
-        let changes = plan.changes();
-        let mut built = Vec::new();
-        for server in plan.add.into_iter().chain(plan.replace) {
-            let transport = server.transport.build(&server.name, &self.inner.config)?;
-            built.push((server, transport));
-        }
-        let replaced: Vec<&str> = changes.changed.iter().map(String::as_str).collect();
-        let gone = plan.remove.iter().map(String::as_str).chain(replaced);
-        futures_util::future::join_all(gone.map(|name| self.remove(name))).await;
-        let mut started = Vec::new();
-        for (server, transport) in built {
-            started.push(self.insert_built(server, transport)?);
-        }
-        futures_util::stream::iter(started)
-            .for_each_concurrent(self.inner.config.max_concurrent_connects.max(1), |c| async move {
-                if let Err(e) = c.connect().await {
-                    tracing::warn!(server = %c.name(), error = %e, "a server the config added did not connect");
-                }
-            })
-            .await;
-        if !changes.is_empty() {
-            tracing::info!(added = ?changes.added, removed = ?changes.removed, changed = ?changes.changed, "config applied");
-        }
-        let _ = self
-            .inner
-            .events
-            .send(PoolEvent::ConfigApplied(changes.clone()));
-        Ok(changes)
-    }
-
-    /// [`ConnectionPool::apply_config_str`] with the document at `path`.
-    pub async fn apply_config_file(
-        &self,
-        path: impl AsRef<Path>,
-    ) -> Result<crate::ConfigChanges, Error> {
-        let path = path.as_ref();
-        let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-            crate::PoolConfigError::new("config", format!("cannot read {}: {e}", path.display()))
-        })?;
-        self.apply_config_with(&text, &crate::ConfigContext::for_file(path))
-            .await
-    }
-
-    /// Watches the config file at `path` (opt-in): every `every` it is read,
-    /// and when its contents changed it is applied
-    /// ([`ConnectionPool::apply_config_str`]). A change that cannot be
-    /// applied leaves the servers as they are and is reported as
-    /// [`PoolEvent::ConfigRejected`]. Watching stops when the returned
-    /// watcher is dropped or the pool is gone.
-    ///
-    /// # Panics
-    /// Outside a Tokio runtime (it spawns the watching task).
-    pub fn watch_config_file(
-        &self,
-        path: impl Into<std::path::PathBuf>,
-        every: std::time::Duration,
-    ) -> crate::ConfigWatcher {
-        crate::ConfigWatcher::start(Arc::downgrade(&self.inner), path.into(), every)
     }
 
     pub(crate) fn from_inner(inner: Arc<PoolInner>) -> Self {
