@@ -23,13 +23,8 @@
 //! (N defaults to 10,000; S, the CPU window, to 10; the runtime is tokio's
 //! multi-thread one with a worker per core unless `--current-thread`).
 
-// A global allocator is `unsafe` by nature; the one below only counts and
-// forwards every call to the system allocator unchanged.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,63 +38,10 @@ use mcp_conn_pool::{ConnectionPool, PoolConfig};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// Counts the bytes the process holds on the heap.
-struct Counting;
-
-static HELD: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to `System` with its own arguments; the
-// counter has no effect on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            HELD.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: mcp_conn_testkit::alloc::Counting = mcp_conn_testkit::alloc::Counting;
 
-fn heap() -> isize {
-    HELD.load(Ordering::Relaxed)
-}
-
-/// Resident memory in bytes (`VmRSS`).
-fn rss() -> isize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<isize>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
+use mcp_conn_testkit::alloc::{heap_bytes as heap, rss_bytes as rss};
 
 /// CPU time used by the process so far (user + system), from
 /// `/proc/self/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ`).

@@ -9,6 +9,8 @@
 //!   issues, and server configurations for the HTTPS test server;
 //! - [`proxy`]: a small HTTP proxy (`CONNECT` tunnels and forwarding), with
 //!   optional Basic credentials and a refusing mode, counting what it did;
+//! - [`alloc`]: a counting global allocator and the resident set size, for
+//!   benchmarks and soak tests that measure memory;
 //! - [`leaks`]: counts of open file descriptors and child processes, to assert
 //!   that nothing is left behind.
 //!
@@ -16,6 +18,7 @@
 //! provides the binary's path.
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod auth_server;
 pub mod fake_server;
 mod fake_stateless;

@@ -16,62 +16,7 @@
 //! RSS, which the allocator's caching and fragmentation move; both are
 //! printed.
 
-// A global allocator is `unsafe` by nature; this one only counts, and
-// hands every call to the system allocator unchanged.
-#![allow(unsafe_code)]
-
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::AtomicIsize;
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to `System` with the same arguments; the
-// counter is only arithmetic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Live heap bytes, in KiB.
-fn heap_kib() -> u64 {
-    (LIVE.load(Ordering::Relaxed).max(0) / 1024) as u64
-}
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,27 +25,19 @@ use std::time::{Duration, Instant};
 
 use mcp_conn_core::ConnectionConfig;
 use mcp_conn_pool::{ConnectionPool, PoolConfig};
+use mcp_conn_testkit::alloc::{heap_bytes, rss_bytes, Counting};
 use mcp_conn_testkit::leaks;
 use mcp_transport_stdio::StdioTransport;
 use serde_json::json;
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,9 +124,9 @@ async fn servers_killed_at_random_under_steady_calls() {
         }
         let sample = (
             started.elapsed().as_secs(),
-            heap_kib(),
+            (heap_bytes().max(0) / 1024) as u64,
             leaks::open_fds(),
-            rss_kib(),
+            (rss_bytes() / 1024) as u64,
         );
         println!(
             "soak: t={:>4} s  heap={:>7} KiB  fds={:>5}  rss={:>7} KiB  calls ok={} failed={} hung={}",
@@ -229,7 +166,7 @@ async fn servers_killed_at_random_under_steady_calls() {
         );
     }
 
-    within_shutdown(&pool).await;
+    common::within("shutdown", pool.shutdown()).await;
     // No process left: neither a server nor a zombie child.
     let mut left = Vec::new();
     for pidfile in &pidfiles {
@@ -249,8 +186,4 @@ async fn servers_killed_at_random_under_steady_calls() {
         "child processes left (zombies included): {children:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-async fn within_shutdown(pool: &ConnectionPool) {
-    common::within("shutdown", pool.shutdown()).await;
 }
