@@ -163,18 +163,33 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `mcp-conn args` in `cwd` with `HOME=home`, within the deadline.
-fn run_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
-    let out = Command::new("timeout")
+/// `mcp-conn args` in `cwd` with `HOME=home` (and the credential store in
+/// it), wrapped in `timeout` so that it cannot outlive the deadline.
+fn mcp_conn(cwd: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new("timeout");
+    command
         .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
         .args(args)
         .current_dir(cwd)
         .env("HOME", home)
         .env_remove("XDG_CONFIG_HOME")
         .env("MCP_CONN_CREDENTIALS", home.join("credentials.json"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("runs timeout(1)");
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// [`mcp_conn`] with its output piped, started.
+fn spawn(dir: &Dir, args: &[&str]) -> std::process::Child {
+    mcp_conn(&dir.0, &dir.0, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs timeout(1)")
+}
+
+/// Runs `mcp-conn args` in `cwd` with `HOME=home`, within the deadline.
+fn run_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
+    let out = mcp_conn(cwd, home, args).output().expect("runs timeout(1)");
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -556,21 +571,7 @@ fn watch_prints_changes_and_stops_cleanly_on_ctrl_c() {
     );
     assert!(r.stdout.contains("stopped;"), "{}", r.stdout);
     // Ctrl-C (SIGINT) once the summary is printed.
-    let mut child = Command::new("timeout")
-        .args([
-            "-k",
-            "5",
-            DEADLINE_SECS,
-            env!("CARGO_BIN_EXE_mcp-conn"),
-            "watch",
-        ])
-        .arg(&path)
-        .current_dir(&dir.0)
-        .env("HOME", &dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&dir, &["watch", path.to_str().unwrap()]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     for line in lines.by_ref() {
@@ -682,14 +683,8 @@ fn check_says_who_needs_consent_and_auth_gets_it() {
     let r = run(&dir, &["check", path]);
     assert!(r.stdout.contains("needs consent"), "{}", r.stdout);
 
-    let mut child = Command::new("timeout")
-        .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
-        .args(["auth", "--config", path, "remote"])
-        .current_dir(&dir.0)
-        .env("HOME", &dir.0)
-        .env_remove("XDG_CONFIG_HOME")
-        .env("MCP_CONN_CREDENTIALS", dir.0.join("credentials.json"))
-        // No browser here: the URL is printed.
+    // No browser opener on this PATH: the URL is printed.
+    let mut child = mcp_conn(&dir.0, &dir.0, &["auth", "--config", path, "remote"])
         .env("PATH", "/usr/bin:/bin")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -730,16 +725,7 @@ fn ctrl_c_during_check_stops_every_server() {
     let config = json!({"mcpServers": {"stuck": fake("hang", Some(&pidfile))}});
     let path = dir.write("c.json", &config.to_string());
     let started = Instant::now();
-    let child = Command::new("timeout")
-        .args(["-k", "5", DEADLINE_SECS, env!("CARGO_BIN_EXE_mcp-conn")])
-        .args(["check", "--timeout", "50"])
-        .arg(&path)
-        .current_dir(&dir.0)
-        .env("HOME", &dir.0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&dir, &["check", "--timeout", "50", path.to_str().unwrap()]);
     // The server runs (a real process: wait for its pid file, bounded).
     let pid = loop {
         if let Some((pid, _)) = leaks::read_pidfile(&pidfile) {
