@@ -30,6 +30,18 @@ async fn https(ca: &TestCa) -> TestHttpServer {
         .expect("starts")
 }
 
+/// A transport to `target` through the proxy at `proxy` (no `NO_PROXY`),
+/// trusting only `ca`.
+fn through(target: &str, proxy: &str, ca: &TestCa) -> HttpTransport {
+    HttpTransport::builder(target)
+        .proxy(proxy)
+        .no_proxy("")
+        .tls_roots(TlsRoots::ExtraOnly)
+        .ca_pem(ca.cert_pem())
+        .build()
+        .expect("valid")
+}
+
 fn connect_once(transport: HttpTransport) -> Connection {
     Connection::with_config(
         "proxied",
@@ -225,13 +237,7 @@ async fn an_https_proxy_is_reached_over_tls() {
     .await;
     let url = proxy.url(Some(("carol", "pw")));
     assert!(url.starts_with("https://"), "{url}");
-    let transport = HttpTransport::builder(srv.url())
-        .proxy(url.clone())
-        .no_proxy("")
-        .tls_roots(TlsRoots::ExtraOnly)
-        .ca_pem(ca.cert_pem())
-        .build()
-        .expect("an https proxy is accepted");
+    let transport = through(&srv.url(), &url, &ca);
     let conn = connect_once(transport.clone());
     within("connect", conn.connect())
         .await
@@ -246,13 +252,7 @@ async fn an_https_proxy_is_reached_over_tls() {
 
     // Plain http through the https proxy: forwarded.
     let plain = server(Behavior::default()).await;
-    let transport = HttpTransport::builder(plain.url())
-        .proxy(url.clone())
-        .no_proxy("")
-        .tls_roots(TlsRoots::ExtraOnly)
-        .ca_pem(ca.cert_pem())
-        .build()
-        .expect("valid");
+    let transport = through(&plain.url(), &url, &ca);
     let conn = connect_once(transport);
     within("connect", conn.connect()).await.expect("forwarded");
     assert_eq!(echo(&conn, "forwarded").await, "forwarded");
@@ -261,13 +261,7 @@ async fn an_https_proxy_is_reached_over_tls() {
 
     // The proxy's certificate from an authority nobody trusts.
     let other = TestCa::new("someone else").expect("CA");
-    let transport = HttpTransport::builder(srv.url())
-        .proxy(url)
-        .no_proxy("")
-        .tls_roots(TlsRoots::ExtraOnly)
-        .ca_pem(other.cert_pem())
-        .build()
-        .expect("valid");
+    let transport = through(&srv.url(), &url, &other);
     let conn = connect_once(transport);
     let err = within("connect", conn.connect())
         .await
