@@ -6,8 +6,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+mod decode;
 
 /// The protocol version the client offers in `initialize`.
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -204,7 +206,11 @@ pub struct ListToolsResult {
 
 /// The result of `tools/call`. `is_error: true` is a tool failure reported as
 /// a result, not a protocol error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Read by hand ([`decode`]), not derived: a derived `Deserialize` with
+/// `#[serde(flatten)]` buffers the whole result before reading it, and this
+/// is the result of every tool call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallToolResult {
     /// The content blocks.
@@ -348,16 +354,9 @@ impl Serialize for ContentBlock {
     }
 }
 
-impl<'de> Deserialize<'de> for ContentBlock {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(d)?;
-        Ok(ContentBlock::from_value(value))
-    }
-}
-
 impl ContentBlock {
     /// Reads a block; anything unrecognised or malformed becomes `Unknown`.
-    fn from_value(value: Value) -> ContentBlock {
+    pub(crate) fn from_value(value: Value) -> ContentBlock {
         let Value::Object(mut map) = value else {
             return ContentBlock::Unknown(value);
         };
