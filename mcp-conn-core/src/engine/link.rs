@@ -49,6 +49,21 @@ impl Outgoing {
     }
 }
 
+/// What one write hands the link.
+enum Batch {
+    One(Message),
+    Many(Vec<Message>),
+}
+
+impl Batch {
+    fn as_slice(&self) -> &[Message] {
+        match self {
+            Batch::One(msg) => std::slice::from_ref(msg),
+            Batch::Many(msgs) => msgs,
+        }
+    }
+}
+
 /// Everything the link task owns.
 pub(super) struct LinkTask {
     pub(super) reader: Reader,
@@ -159,17 +174,24 @@ impl LinkTask {
                     None => break 'run,
                 },
             };
-            // Made when a message waits and dropped after the write: an
-            // idle session holds no buffer.
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match out.try_recv() {
-                    Some(msg) => batch.push(msg),
-                    None => break,
+            // A lone message (the common case: one caller at a time) is
+            // written as it is; a batch is made only when more wait, and
+            // dropped after the write: an idle session holds no buffer.
+            let batch = match out.try_recv() {
+                None => Batch::One(first),
+                Some(second) => {
+                    let mut batch = vec![first, second];
+                    while batch.len() < MAX_BATCH {
+                        match out.try_recv() {
+                            Some(msg) => batch.push(msg),
+                            None => break,
+                        }
+                    }
+                    Batch::Many(batch)
                 }
-            }
+            };
             let sent = {
-                let write = tx.send_batch(&batch);
+                let write = tx.send_batch(batch.as_slice());
                 tokio::pin!(write);
                 loop {
                     // The write first, so that a flood of incoming messages
