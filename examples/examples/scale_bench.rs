@@ -19,9 +19,10 @@
 //! channels per link, the setup the issue measured): the totals are then
 //! printed as they are, with that server side included.
 //!
-//! `cargo run --release -p examples --example scale_bench [N] [--mock] [--secs S] [--current-thread]`
-//! (N defaults to 10,000; S, the CPU window, to 10; the runtime is tokio's
-//! multi-thread one with a worker per core unless `--current-thread`).
+//! `cargo run --release -p examples --example scale_bench [N] [--mock] [--secs S] [--current-thread] [--interval-ms MS]`
+//! (N defaults to 10,000; S, the CPU window, to 10; MS, the probe interval,
+//! to 1,000; the runtime is tokio's multi-thread one with a worker per core
+//! unless `--current-thread`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,6 +172,10 @@ struct Args {
     mock: bool,
     secs: u64,
     current_thread: bool,
+    /// The probe interval: N servers probed N x 1000 / interval_ms times a
+    /// second (a smaller N at a shorter interval keeps the rate with less
+    /// memory to touch).
+    interval_ms: u64,
 }
 
 fn args() -> Args {
@@ -179,6 +184,7 @@ fn args() -> Args {
         mock: false,
         secs: 10,
         current_thread: false,
+        interval_ms: 1000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -186,6 +192,9 @@ fn args() -> Args {
             "--mock" => out.mock = true,
             "--current-thread" => out.current_thread = true,
             "--secs" => out.secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
+            "--interval-ms" => {
+                out.interval_ms = it.next().and_then(|s| s.parse().ok()).unwrap_or(1000)
+            }
             n => out.n = n.replace('_', "").parse().unwrap_or(out.n),
         }
     }
@@ -235,7 +244,15 @@ fn main() {
     }
 }
 
-async fn bench(Args { n, mock, secs, .. }: Args) {
+async fn bench(
+    Args {
+        n,
+        mock,
+        secs,
+        interval_ms,
+        ..
+    }: Args,
+) {
     let server_side = if mock {
         "MockTransport::serving(FakeServer): server task + channels included"
     } else {
@@ -272,7 +289,7 @@ async fn bench(Args { n, mock, secs, .. }: Args) {
 
     let config = PoolConfig {
         default_connection: ConnectionConfig {
-            health_check_interval: Duration::from_secs(1),
+            health_check_interval: Duration::from_millis(interval_ms.max(1)),
             ..Default::default()
         },
         ..Default::default()
@@ -352,7 +369,7 @@ async fn bench(Args { n, mock, secs, .. }: Args) {
         .filter_map(|c| c.client().ok())
         .collect();
     if !clients.is_empty() {
-        let per_ms = (n / 1000).max(1);
+        let per_ms = (n / interval_ms.max(1) as usize).max(1);
         let mut tick = tokio::time::interval(Duration::from_millis(1));
         let (cpu0, wall0) = (cpu_time(), Instant::now());
         let mut sent = 0u64;
