@@ -104,7 +104,7 @@ const BLOCK_KEYS: [&str; 2] = ["type", "text"];
 
 impl<'de> Deserialize<'de> for ContentBlock {
     /// A text block is read field by field; any other block, or anything
-    /// unusual, goes through [`ContentBlock::from_value`], as all did before.
+    /// unusual, goes through `ContentBlock::from_value`, as all did before.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct BlockVisitor;
         impl<'de> Visitor<'de> for BlockVisitor {

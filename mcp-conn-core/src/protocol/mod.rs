@@ -207,7 +207,7 @@ pub struct ListToolsResult {
 /// The result of `tools/call`. `is_error: true` is a tool failure reported as
 /// a result, not a protocol error.
 ///
-/// Read by hand ([`decode`]), not derived: a derived `Deserialize` with
+/// Read by hand (`protocol/decode.rs`), not derived: a derived `Deserialize` with
 /// `#[serde(flatten)]` buffers the whole result before reading it, and this
 /// is the result of every tool call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
