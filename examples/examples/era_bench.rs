@@ -165,6 +165,14 @@ impl LinkTx for CountingTx {
         self.inner.send_batch(msgs).await
     }
 
+    fn try_send_now(&mut self, msg: &Message) -> bool {
+        let sent = self.inner.try_send_now(msg);
+        if sent {
+            self.count(std::slice::from_ref(msg));
+        }
+        sent
+    }
+
     async fn close(&mut self, grace: Duration) -> Result<(), TransportError> {
         self.inner.close(grace).await
     }

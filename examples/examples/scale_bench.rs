@@ -125,16 +125,30 @@ fn answer(server: &FakeServer, req: &Request) -> Option<Message> {
     Some(Message::Response(resp))
 }
 
-#[async_trait]
-impl LinkTx for InlineTx {
-    async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
+impl InlineTx {
+    fn answer_now(&self, msg: &Message) {
         if let Message::Request(req) = msg {
             if let Some(reply) = answer(&self.server, req) {
                 self.wire.replies.lock().push_back(reply);
                 self.wire.ready.notify_one();
             }
         }
+    }
+}
+
+#[async_trait]
+impl LinkTx for InlineTx {
+    async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
+        self.answer_now(msg);
         Ok(())
+    }
+
+    fn try_send_now(&mut self, msg: &Message) -> bool {
+        if self.wire.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.answer_now(msg);
+        true
     }
 
     async fn close(&mut self, _grace: Duration) -> Result<(), TransportError> {

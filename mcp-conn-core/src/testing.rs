@@ -263,6 +263,24 @@ impl LinkTx for MockTx {
         tx.send((msg, text)).await.map_err(|_| TransportError::Eof)
     }
 
+    fn try_send_now(&mut self, msg: &Message) -> bool {
+        let Some(tx) = self.tx.as_ref() else {
+            return false;
+        };
+        let Ok(permit) = tx.try_reserve() else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&msg.to_vec()).into_owned();
+        match Message::from_slice(text.as_bytes()) {
+            Ok(msg) => {
+                permit.send((msg, text));
+                true
+            }
+            // Left to `send`, which reports it.
+            Err(_) => false,
+        }
+    }
+
     async fn close(&mut self, _grace: Duration) -> Result<(), TransportError> {
         self.tx = None;
         Ok(())

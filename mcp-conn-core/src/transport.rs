@@ -133,6 +133,23 @@ pub trait LinkTx: Send + 'static {
         Ok(())
     }
 
+    /// Sends `msg` at once if the link can take it without waiting: a
+    /// write that completes now (stdio: one non-blocking write of the whole
+    /// line), an exchange started now (HTTP). `false`: nothing was sent, and
+    /// the engine queues the message for [`LinkTx::send_batch`], which also
+    /// reports any failure. The default never can.
+    ///
+    /// The engine calls it from the sending task, under a short lock, only
+    /// while no `send`, `send_batch` or `close` runs and nothing queued is
+    /// still unwritten (so order is kept), and only for a message sent while
+    /// no other request waits for its answer: a sequential caller (or a
+    /// health probe) skips the hand-off to the link's task, while
+    /// concurrent callers still have their messages written in batches.
+    fn try_send_now(&mut self, msg: &Message) -> bool {
+        let _ = msg;
+        false
+    }
+
     /// Shuts the link down gracefully, taking at most about `grace` before
     /// forcing it (stdio: close stdin, wait, SIGTERM, wait, SIGKILL; HTTP:
     /// DELETE the session). Must be idempotent.

@@ -363,6 +363,25 @@ impl LinkTx for HttpTx {
         Ok(())
     }
 
+    /// A request's POST starts now, in its own task, if a slot under the
+    /// in-flight limit is free. Notifications take `send` (`initialized` is
+    /// delivered in order, the stateless era drops them).
+    fn try_send_now(&mut self, msg: &Message) -> bool {
+        let Message::Request(r) = msg else {
+            return false;
+        };
+        if self.closed {
+            return false;
+        }
+        let Ok(permit) = self.shared.permits.clone().try_acquire_owned() else {
+            return false;
+        };
+        let stateless = crate::stateless::version_of(r).is_some();
+        self.shared.stateless.store(stateless, Ordering::Relaxed);
+        self.spawn(msg, permit);
+        true
+    }
+
     async fn close(&mut self, grace: Duration) -> Result<(), TransportError> {
         if self.closed {
             return Ok(());

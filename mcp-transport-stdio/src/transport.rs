@@ -15,7 +15,7 @@ use mcp_conn_core::{
     Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, Transport, TransportError,
 };
 use nix::sys::signal::Signal;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -295,6 +295,35 @@ struct StdioTx {
 impl LinkTx for StdioTx {
     async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
         self.send_batch(std::slice::from_ref(msg)).await
+    }
+
+    /// One non-blocking write of the whole line, if it fits in `PIPE_BUF`:
+    /// a pipe takes such a write whole or not at all (POSIX), so a line is
+    /// never left half written. Anything else (a full pipe, a longer line,
+    /// an error) is left to `send_batch`.
+    fn try_send_now(&mut self, msg: &Message) -> bool {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return false;
+        };
+        self.buf.clear();
+        msg.write_to(&mut self.buf);
+        self.buf.push(b'\n');
+        if self.buf.len() > nix::libc::PIPE_BUF {
+            return false;
+        }
+        let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        match std::pin::Pin::new(stdin).poll_write(&mut cx, &self.buf) {
+            std::task::Poll::Ready(Ok(n)) if n == self.buf.len() => true,
+            std::task::Poll::Ready(Ok(n)) if n > 0 => {
+                // Not possible on a pipe; should it happen, the line is cut
+                // and the stream unusable: close stdin, so the link ends
+                // (and its requests fail) at once instead of hanging.
+                tracing::error!(server = %self.process.name, written = n, "a pipe took part of a line; closing the link");
+                self.stdin = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     async fn send_batch(&mut self, msgs: &[Message]) -> Result<(), TransportError> {

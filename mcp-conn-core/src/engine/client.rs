@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::options::RequestOptions;
-use super::pending::{ClientInner, PendingGuard, ProgressState, Reply, Slot};
+use super::pending::{ClientInner, PendingGuard, ProgressState, Queue, Reply, Slot};
 use crate::error::Error;
 use crate::jsonrpc::{Message, Request, RequestId};
 use crate::metrics::{Counters, Gauge};
@@ -194,11 +194,15 @@ impl Client {
             meta.apply(&mut params, opts);
         }
         let (tx, mut rx) = oneshot::channel();
-        {
+        // Whether no other request waits for an answer: then this one is
+        // written at once if the link can (no hand-off to the link task);
+        // with others in flight it is queued, to be written in a batch.
+        let alone = {
             let mut p = inner.pending();
             if let Some(e) = &p.terminal {
                 return Err(e.clone());
             }
+            let alone = p.map.is_empty();
             p.map.insert(
                 id.clone(),
                 Slot {
@@ -206,7 +210,8 @@ impl Client {
                     progress: progress.clone(),
                 },
             );
-        }
+            alone
+        };
         let mut guard = PendingGuard {
             inner,
             id: id.clone(),
@@ -219,7 +224,7 @@ impl Client {
             request = request.with_raw_param("requestState", state.to_owned());
         }
         let msg = Message::Request(request);
-        if inner.out.send(Box::new(msg)).await.is_err() {
+        if inner.send(Queue::Out, msg, alone).await.is_err() {
             guard.armed = false;
             inner.pending().map.remove(&guard.id);
             return Err(inner.closed_error());
@@ -295,11 +300,11 @@ impl Client {
         if let Some(e) = self.inner.terminal() {
             return Err(e);
         }
+        let note = Message::notification(method, params);
         self.inner
-            .out
-            .send(Box::new(Message::notification(method, params)))
+            .send(Queue::Out, note, true)
             .await
-            .map_err(|_| self.inner.closed_error())
+            .map_err(|()| self.inner.closed_error())
     }
 
     fn require(&self, method: &str, capability: &'static str, declared: bool) -> Result<(), Error> {

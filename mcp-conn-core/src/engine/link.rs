@@ -20,6 +20,12 @@ use crate::error::Error;
 use crate::jsonrpc::Message;
 use crate::transport::{Inbound, LinkRx, LinkTx, TransportError};
 
+/// The link's sending half, taken from the senders' slot for a write (or
+/// the close) and put back after it.
+fn take_writer(reader: &Reader) -> Option<Box<dyn LinkTx>> {
+    reader.inner.writer.lock().tx.take()
+}
+
 /// How many messages the writer hands to the link at most in one batch.
 const MAX_BATCH: usize = 128;
 
@@ -68,7 +74,6 @@ impl Batch {
 pub(super) struct LinkTask {
     pub(super) reader: Reader,
     pub(super) rx: Box<dyn LinkRx>,
-    pub(super) tx: Box<dyn LinkTx>,
     pub(super) out: Outgoing,
     /// Ends (its sender dropped) when the session stops: stop writing,
     /// close the link.
@@ -149,7 +154,6 @@ impl LinkTask {
         let LinkTask {
             reader,
             rx,
-            mut tx,
             mut out,
             mut stop,
             grace,
@@ -190,6 +194,12 @@ impl LinkTask {
                     Batch::Many(batch)
                 }
             };
+            // Senders write directly only while the half is in its slot and
+            // nothing is unwritten: this batch counts as unwritten until it
+            // is put back, so nothing overtakes it.
+            let Some(mut tx) = take_writer(&reading.reader) else {
+                break 'run;
+            };
             let sent = {
                 let write = tx.send_batch(batch.as_slice());
                 tokio::pin!(write);
@@ -201,11 +211,19 @@ impl LinkTask {
                         biased;
                         // A write in progress is abandoned, as the link is
                         // closed next anyway.
-                        _ = &mut stop => break 'run,
-                        sent = &mut write => break sent,
+                        _ = &mut stop => break None,
+                        sent = &mut write => break Some(sent),
                         read = reading.next() => reading.handle(read),
                     }
                 }
+            };
+            {
+                let mut w = reading.reader.inner.writer.lock();
+                w.unwritten = w.unwritten.saturating_sub(batch.as_slice().len());
+                w.tx = Some(tx);
+            }
+            let Some(sent) = sent else {
+                break 'run;
             };
             if let Err(e) = sent {
                 let inner = &reading.reader.inner;
@@ -221,7 +239,12 @@ impl LinkTask {
         }
         drop(out);
         // Close the link, still reading what comes meanwhile (a process
-        // that flushes its output before it exits).
+        // that flushes its output before it exits). Taken for good: senders
+        // now queue, and the closed queue fails them.
+        let Some(mut tx) = take_writer(&reading.reader) else {
+            reading.end(None);
+            return;
+        };
         let closed = {
             let close = tx.close(grace);
             tokio::pin!(close);

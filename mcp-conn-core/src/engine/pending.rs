@@ -18,7 +18,7 @@ use crate::jsonrpc::{JsonRpcError, Message, RequestId};
 use crate::metrics::Counters;
 use crate::notification::Notifier;
 use crate::protocol::*;
-use crate::transport::TransportError;
+use crate::transport::{LinkTx, TransportError};
 
 /// A message waiting for the writer. Boxed: a tokio channel allocates its
 /// slots 32 at a time, up front, so a slot of 8 bytes instead of a
@@ -52,8 +52,43 @@ pub(super) struct Pending {
     pub(super) terminal: Option<Error>,
 }
 
+/// The link's sending half while the link task does not use it, and how
+/// many queued messages are not written yet. Senders write directly
+/// ([`LinkTx::try_send_now`]) only when the half is here and nothing is
+/// unwritten, so a message never overtakes one queued before it.
+pub(super) struct WriterSlot {
+    pub(super) tx: Option<Box<dyn LinkTx>>,
+    pub(super) unwritten: usize,
+}
+
+/// Which queue a message that cannot be written at once waits in.
+#[derive(Clone, Copy)]
+pub(super) enum Queue {
+    /// Our requests and notifications.
+    Out,
+    /// Replies to the server's requests (drained first).
+    Replies,
+}
+
+/// Counts a message as unwritten until it is queued; uncounts it if it
+/// never is (the queue closed, or the sender stopped waiting for room).
+struct Unwritten<'a> {
+    inner: &'a ClientInner,
+    armed: bool,
+}
+
+impl Drop for Unwritten<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.writer.lock().unwritten -= 1;
+        }
+    }
+}
+
 pub(super) struct ClientInner {
     pub(super) name: Arc<str>,
+    /// The link's sending half (see [`WriterSlot`]).
+    pub(super) writer: Mutex<WriterSlot>,
     pub(super) out: mpsc::Sender<Queued>,
     /// Replies to server requests: a queue of their own, drained first, so
     /// that neither the reader nor the server waits behind our requests.
@@ -77,6 +112,69 @@ pub(super) struct ClientInner {
 impl ClientInner {
     pub(super) fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock()
+    }
+
+    /// Writes `msg` at once when `direct` and the link can take it now;
+    /// otherwise counts it as unwritten (the caller queues it). `Err` gives
+    /// the message back to queue.
+    fn send_now(&self, msg: Message, direct: bool) -> Result<(), Message> {
+        let mut w = self.writer.lock();
+        if direct && w.unwritten == 0 {
+            if let Some(tx) = w.tx.as_mut() {
+                if tx.try_send_now(&msg) {
+                    return Ok(());
+                }
+            }
+        }
+        w.unwritten += 1;
+        Err(msg)
+    }
+
+    fn queue(&self, queue: Queue) -> &mpsc::Sender<Queued> {
+        match queue {
+            Queue::Out => &self.out,
+            Queue::Replies => &self.replies,
+        }
+    }
+
+    /// Sends `msg`: written at once if `direct` allows and the link can,
+    /// else queued for the link task, waiting for room. `Err` when the
+    /// queue is closed (the session ended).
+    pub(super) async fn send(&self, queue: Queue, msg: Message, direct: bool) -> Result<(), ()> {
+        let Err(msg) = self.send_now(msg, direct) else {
+            return Ok(());
+        };
+        let mut counted = Unwritten {
+            inner: self,
+            armed: true,
+        };
+        let sent = self.queue(queue).send(Box::new(msg)).await.is_ok();
+        // Queued: the link task uncounts it once written.
+        counted.armed = !sent;
+        if sent {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// [`ClientInner::send`] without waiting: `Err` when the queue is full
+    /// or closed.
+    pub(super) fn try_send(&self, queue: Queue, msg: Message) -> Result<(), ()> {
+        let Err(msg) = self.send_now(msg, true) else {
+            return Ok(());
+        };
+        let mut counted = Unwritten {
+            inner: self,
+            armed: true,
+        };
+        let sent = self.queue(queue).try_send(Box::new(msg)).is_ok();
+        counted.armed = !sent;
+        if sent {
+            Ok(())
+        } else {
+            Err(())
+        }
     }
 
     /// Ends the session for callers: sets the terminal error (first one wins)
@@ -115,7 +213,7 @@ impl ClientInner {
             "notifications/cancelled",
             Some(json!({"requestId": id, "reason": reason})),
         );
-        if self.out.try_send(Box::new(note)).is_err() {
+        if self.try_send(Queue::Out, note).is_err() {
             tracing::debug!(connection = %self.name, %id, "could not queue notifications/cancelled");
         }
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::options::Progress;
-use super::pending::{ClientInner, Reply};
+use super::pending::{ClientInner, Queue, Reply};
 use super::session::ReaderExit;
 use crate::error::Error;
 use crate::handler::ClientHandlers;
@@ -91,8 +91,8 @@ impl Reader {
     /// Queues a reply to the server without waiting: the reader must keep
     /// routing responses whatever the writer is doing.
     fn reply_now(&self, reply: Message) {
-        if let Err(e) = self.inner.replies.try_send(Box::new(reply)) {
-            tracing::warn!(connection = %self.inner.name, error = %e, "reply queue full: dropped a reply to the server");
+        if self.inner.try_send(Queue::Replies, reply).is_err() {
+            tracing::warn!(connection = %self.inner.name, "reply queue full: dropped a reply to the server");
         }
     }
 
@@ -159,13 +159,11 @@ impl Reader {
                 Err(e) => ResponsePayload::Error(e),
             };
             // A handler task (not the reader) may wait for room.
-            let _ = inner
-                .replies
-                .send(Box::new(Message::Response(Response {
-                    id: Some(req.id),
-                    payload,
-                })))
-                .await;
+            let reply = Message::Response(Response {
+                id: Some(req.id),
+                payload,
+            });
+            let _ = inner.send(Queue::Replies, reply, true).await;
         });
         self.by_task.insert(handle.id(), id.clone());
         self.by_request.insert(id, handle);

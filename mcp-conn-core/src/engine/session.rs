@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::client::Client;
 use super::link::{LinkTask, Outgoing};
-use super::pending::{ClientInner, Pending};
+use super::pending::{ClientInner, Pending, WriterSlot};
 use super::reader::Reader;
 use crate::error::Error;
 use crate::handler::ClientHandlers;
@@ -88,6 +88,10 @@ impl Session {
         let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
         let inner = Arc::new(ClientInner {
             name: config.name.clone(),
+            writer: Mutex::new(WriterSlot {
+                tx: Some(link.tx),
+                unwritten: 0,
+            }),
             out: out_tx,
             replies: replies_tx,
             pending: Mutex::new(Pending::default()),
@@ -115,7 +119,6 @@ impl Session {
                     by_task: HashMap::new(),
                 },
                 rx: link.rx,
-                tx: link.tx,
                 out: Outgoing {
                     requests: out_rx,
                     replies: replies_rx,
