@@ -409,7 +409,7 @@ impl Shared {
         let stateless = match msg {
             Message::Request(r) => crate::stateless::version_of(r).map(|v| {
                 self.tools.note_request(r);
-                self.tools.headers(r, v)
+                self.tools.headers(r, &v)
             }),
             _ => None,
         };

@@ -11,20 +11,31 @@
 //! cancellation).
 
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use http::header::{HeaderName, HeaderValue};
 use mcp_conn_core::era::{header_value, meta, tool_param_headers};
 use mcp_conn_core::jsonrpc::{Message, Request, RequestId};
+use serde::Deserialize;
 use serde_json::Value;
 
-/// The version a stateless request carries in its `_meta`, if it is one.
-pub(crate) fn version_of(req: &Request) -> Option<&str> {
-    req.params
-        .as_ref()?
-        .get("_meta")?
-        .get(meta::PROTOCOL_VERSION)?
-        .as_str()
+/// The version a stateless request carries in its `_meta`, if it is one:
+/// in its `params`, or in the `_meta` the engine writes as text (see
+/// `Request::raw_param`).
+pub(crate) fn version_of(req: &Request) -> Option<Cow<'_, str>> {
+    if let Some(m) = req.params.as_ref().and_then(|p| p.get("_meta")) {
+        return m.get(meta::PROTOCOL_VERSION)?.as_str().map(Cow::Borrowed);
+    }
+    #[derive(Deserialize)]
+    struct Version<'a> {
+        // `meta::PROTOCOL_VERSION` (an attribute takes no constant; a test
+        // checks they agree).
+        #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+        version: Option<Cow<'a, str>>,
+    }
+    let raw = req.raw_param("_meta")?;
+    serde_json::from_str::<Version<'_>>(raw.get()).ok()?.version
 }
 
 /// What the link knows of the server's tools, for their `Mcp-Param-*`
@@ -133,6 +144,30 @@ mod tests {
         h.iter()
             .find(|(n, _)| n.as_str() == name)
             .and_then(|(_, v)| v.to_str().ok())
+    }
+
+    #[test]
+    fn the_version_is_read_from_params_or_from_the_raw_meta() {
+        let raw = |t: &str| serde_json::value::RawValue::from_string(t.to_owned()).expect("json");
+        let key = meta::PROTOCOL_VERSION;
+        let in_params = request(1, "ping", json!({"_meta": {key: "2026-07-28"}}));
+        assert_eq!(version_of(&in_params).as_deref(), Some("2026-07-28"));
+        let as_text = request(2, "ping", json!({})).with_raw_param(
+            "_meta",
+            raw(&format!(r#"{{"a":{{"b":1}},"{key}":"2026-07-28"}}"#)),
+        );
+        assert_eq!(version_of(&as_text).as_deref(), Some("2026-07-28"));
+        // An escaped version still reads (owned, not borrowed).
+        let escaped = request(3, "ping", json!({}))
+            .with_raw_param("_meta", raw(&format!(r#"{{"{key}":"2026\u002d07-28"}}"#)));
+        assert_eq!(version_of(&escaped).as_deref(), Some("2026-07-28"));
+        for not_stateless in [
+            request(4, "ping", json!({})),
+            request(5, "ping", json!({"_meta": {"other": 1}})),
+            request(6, "ping", json!({})).with_raw_param("_meta", raw(r#"{"other":1}"#)),
+        ] {
+            assert_eq!(version_of(&not_stateless), None);
+        }
     }
 
     #[test]

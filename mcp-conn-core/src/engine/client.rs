@@ -190,9 +190,13 @@ impl Client {
                 seen: Notify::new(),
             })
         });
-        if let Some(meta) = stateless {
-            meta.apply(&mut params, opts);
-        }
+        let raw_meta = stateless.and_then(|meta| {
+            let raw = meta.as_raw(&params, opts);
+            if raw.is_none() {
+                meta.apply(&mut params, opts);
+            }
+            raw
+        });
         let (tx, mut rx) = oneshot::channel();
         // Whether no other request waits for an answer: then this one is
         // written at once if the link can (no hand-off to the link task);
@@ -220,6 +224,9 @@ impl Client {
             armed: true,
         };
         let mut request = Request::new(id, method, params);
+        if let Some(meta) = raw_meta {
+            request = request.with_raw_param("_meta", meta);
+        }
         if let Some(state) = request_state {
             request = request.with_raw_param("requestState", state.to_owned());
         }

@@ -24,6 +24,10 @@ const MAX_REISSUES: u32 = 2;
 #[derive(Debug, Clone)]
 pub(crate) struct StatelessMeta {
     entries: Map<String, Value>,
+    /// The same entries written once, as the whole `_meta` of a request
+    /// that has no other (most requests): copied as text into each request
+    /// instead of cloning and serialising the map every time.
+    raw: Option<Box<RawValue>>,
 }
 
 impl StatelessMeta {
@@ -41,7 +45,27 @@ impl StatelessMeta {
         if let Ok(info) = serde_json::to_value(client_info) {
             entries.insert(meta::CLIENT_INFO.into(), info);
         }
-        StatelessMeta { entries }
+        let raw = serde_json::value::to_raw_value(&entries).ok();
+        StatelessMeta { entries, raw }
+    }
+
+    /// The whole `_meta` of a request as text, when the request needs no
+    /// other entry in it (no `_meta` of the caller's, no progress token, no
+    /// log level); `None`: use [`StatelessMeta::apply`].
+    pub(crate) fn as_raw(
+        &self,
+        params: &Option<Value>,
+        opts: &RequestOptions,
+    ) -> Option<Box<RawValue>> {
+        if opts.log_level.is_some() {
+            return None;
+        }
+        match params {
+            None => {}
+            Some(Value::Object(p)) if !p.contains_key("_meta") => {}
+            Some(_) => return None,
+        }
+        self.raw.clone()
     }
 
     /// Adds the entries to `params._meta` (creating both when missing),
