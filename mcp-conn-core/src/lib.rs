@@ -29,7 +29,7 @@ pub use config::{
     ConfigError, ConnectionConfig, DuringBackoff, HealthProbe, NotificationListener, RestartBudget,
     StatusListener, MAX_DURATION,
 };
-pub use connection::Connection;
+pub use connection::{Connection, PendingProbe, ProbeStart};
 pub use engine::{Client, Progress, ProgressCallback, RequestOptions};
 pub use era::{
     DiscoverResult, ProtocolEra, ProtocolPreference, STATELESS_PROTOCOL_VERSION,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use mcp_conn_core::{Connection, ProbeResult};
+use mcp_conn_core::{Connection, PendingProbe, ProbeResult, ProbeStart};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,67 @@ pub(crate) fn due_on_grid(
     }
 }
 
+/// How often light probes still unanswered are looked at for their
+/// deadlines. Their answers wake the monitor themselves (one wake-up for
+/// many answers).
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// A light probe in flight ([`Connection::start_probe`]).
+struct Waiting {
+    name: Arc<str>,
+    probed: Weak<Connection>,
+    conn: Arc<Connection>,
+    probe: PendingProbe,
+}
+
+/// The schedule and the table of probed servers.
+struct Servers {
+    schedule: DelayQueue<Arc<str>>,
+    table: HashMap<Arc<str>, Probed>,
+    rng: fastrand::Rng,
+    origin: Instant,
+    jitter: f64,
+}
+
+impl Servers {
+    /// A probe of `name` (the connection `probed`) finished: tell the
+    /// pool's listeners and schedule the next one. `false`: the pool is
+    /// gone.
+    fn finished(
+        &mut self,
+        pool: &Weak<PoolInner>,
+        name: Arc<str>,
+        probed: &Weak<Connection>,
+        result: ProbeResult,
+    ) -> bool {
+        let Some(inner) = pool.upgrade() else {
+            return false;
+        };
+        // Removed while its probe ran (or removed and added again): no
+        // result, no next probe for the old one.
+        let Some(server) = self
+            .table
+            .get_mut(&name)
+            .filter(|s| s.next.is_none() && s.conn.ptr_eq(probed))
+        else {
+            return true;
+        };
+        if inner.events.receiver_count() > 0 {
+            let _ = inner.events.send(PoolEvent::Probed {
+                name: name.to_string(),
+                ok: result.ok,
+                latency: result.latency,
+                error: result.error,
+            });
+        }
+        drop(inner);
+        let delay = jittered(server.interval, self.jitter, &mut self.rng);
+        let at = due_on_grid(self.origin, Instant::now(), delay, server.interval);
+        server.next = Some(self.schedule.insert_at(name, at));
+        true
+    }
+}
+
 pub(crate) async fn run(
     pool: Weak<PoolInner>,
     mut cmds: mpsc::UnboundedReceiver<MonitorCmd>,
@@ -97,22 +158,36 @@ pub(crate) async fn run(
     // The schedule and the table hold the name as an `Arc<str>`, and the
     // table holds the connection: a probe clones no string and looks
     // nothing up in the pool.
-    let mut schedule: DelayQueue<Arc<str>> = DelayQueue::new();
-    let mut servers: HashMap<Arc<str>, Probed> = HashMap::new();
+    let mut servers = Servers {
+        schedule: DelayQueue::new(),
+        table: HashMap::new(),
+        rng: fastrand::Rng::new(),
+        origin: Instant::now(),
+        jitter,
+    };
+    // Probes that run as futures here (`scheduled_probe`: the stateless
+    // era, `ListTools`), and light probes waiting to be looked at.
     let mut probes = FuturesUnordered::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
+    let answered = Arc::new(tokio::sync::Notify::new());
+    let check = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(check);
+    let mut check_armed = false;
     // Tool rechecks (after a reconnect or a `tools/list_changed`), one per
     // server at a time; a trigger during one runs it again after.
     let mut rechecks = FuturesUnordered::new();
     let mut rechecking: HashSet<String> = HashSet::new();
     let mut again: HashSet<String> = HashSet::new();
-    let mut rng = fastrand::Rng::new();
     let max_probes = max_probes.max(1);
-    let origin = Instant::now();
     // Made once: a fresh `cancelled()` per wakeup would register with the
     // token again each time.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
     loop {
+        if !waiting.is_empty() && !check_armed {
+            check.as_mut().reset(Instant::now() + CHECK_EVERY);
+            check_armed = true;
+        }
         tokio::select! {
             biased;
             () = &mut cancelled => break,
@@ -123,14 +198,15 @@ pub(crate) async fn run(
                     let conn = inner.get(&name);
                     drop(inner);
                     let name: Arc<str> = Arc::from(name);
-                    if let Some(old) = servers.remove(&name) {
+                    if let Some(old) = servers.table.remove(&name) {
                         if let Some(key) = old.next {
-                            schedule.remove(&key);
+                            servers.schedule.remove(&key);
                         }
                     }
-                    let at = due_on_grid(origin, Instant::now(), jittered(interval, jitter, &mut rng), interval);
-                    let key = schedule.insert_at(name.clone(), at);
-                    servers.insert(
+                    let delay = jittered(interval, jitter, &mut servers.rng);
+                    let at = due_on_grid(servers.origin, Instant::now(), delay, interval);
+                    let key = servers.schedule.insert_at(name.clone(), at);
+                    servers.table.insert(
                         name,
                         Probed {
                             conn: conn.as_ref().map_or_else(Weak::new, Arc::downgrade),
@@ -145,9 +221,9 @@ pub(crate) async fn run(
                     }
                 }
                 Some(MonitorCmd::Remove(name)) => {
-                    if let Some(old) = servers.remove(name.as_str()) {
+                    if let Some(old) = servers.table.remove(name.as_str()) {
                         if let Some(key) = old.next {
-                            schedule.remove(&key);
+                            servers.schedule.remove(&key);
                         }
                     }
                     again.remove(&name);
@@ -156,7 +232,7 @@ pub(crate) async fn run(
                     if let Some(queued) = queued {
                         queued.store(false, Ordering::Release);
                     }
-                    if !servers.contains_key(name.as_str()) {
+                    if !servers.table.contains_key(name.as_str()) {
                         continue;
                     }
                     if rechecking.contains(&name) {
@@ -171,7 +247,7 @@ pub(crate) async fn run(
                 rechecking.remove(&name);
                 let Some(inner) = pool.upgrade() else { break };
                 if let Some(diff) = diff {
-                    if servers.contains_key(name.as_str()) {
+                    if servers.table.contains_key(name.as_str()) {
                         let _ = inner.events.send(PoolEvent::ToolsChanged { name: name.clone(), diff });
                     }
                 }
@@ -185,43 +261,62 @@ pub(crate) async fn run(
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
                 let (name, probed, result): (Arc<str>, Weak<Connection>, ProbeResult) = done;
-                let Some(inner) = pool.upgrade() else { break };
-                // Removed while its probe ran (or removed and added again):
-                // no result, no next probe for the old one.
-                let Some(server) = servers
-                    .get_mut(&name)
-                    .filter(|s| s.next.is_none() && s.conn.ptr_eq(&probed))
-                else {
-                    continue;
-                };
-                if inner.events.receiver_count() > 0 {
-                    let _ = inner.events.send(PoolEvent::Probed {
-                        name: name.to_string(),
-                        ok: result.ok,
-                        latency: result.latency,
-                        error: result.error,
-                    });
+                if !servers.finished(&pool, name, &probed, result) {
+                    break;
                 }
-                drop(inner);
-                let delay = jittered(server.interval, jitter, &mut rng);
-                let at = due_on_grid(origin, Instant::now(), delay, server.interval);
-                server.next = Some(schedule.insert_at(name, at));
             }
-            Some(expired) = schedule.next(), if probes.len() < max_probes => {
+            () = async {
+                tokio::select! {
+                    () = answered.notified() => {}
+                    () = &mut check, if check_armed => {}
+                }
+            }, if !waiting.is_empty() => {
+                if check.is_elapsed() {
+                    check_armed = false;
+                }
+                let now = Instant::now();
+                let mut i = 0;
+                // Every waiting probe decided (each looked at once per pass;
+                // one still waiting goes back where the last one was).
+                while i < waiting.len() {
+                    let Waiting { name, probed, conn, probe } = waiting.swap_remove(i);
+                    match conn.check_probe(probe, now) {
+                        Ok(result) => {
+                            if !servers.finished(&pool, name, &probed, result) {
+                                return;
+                            }
+                        }
+                        Err(probe) => {
+                            waiting.push(Waiting { name, probed, conn, probe });
+                            let last = waiting.len() - 1;
+                            waiting.swap(i, last);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            Some(expired) = servers.schedule.next(), if probes.len() + waiting.len() < max_probes => {
                 let name = expired.into_inner();
                 if pool.strong_count() == 0 {
                     break;
                 }
-                let Some(server) = servers.get_mut(&name) else { continue };
+                let Some(server) = servers.table.get_mut(&name) else { continue };
                 server.next = None;
                 // A connection gone from the pool gets no probe and no next
                 // one (its `Remove` is on its way).
-                if let Some(conn) = server.conn.upgrade() {
-                    let probed = server.conn.clone();
-                    probes.push(async move {
+                let Some(conn) = server.conn.upgrade() else { continue };
+                let probed = server.conn.clone();
+                match conn.start_probe(Some(answered.clone())) {
+                    ProbeStart::Sent(probe) => waiting.push(Waiting { name, probed, conn, probe }),
+                    ProbeStart::Finished(result) => {
+                        if !servers.finished(&pool, name, &probed, result) {
+                            break;
+                        }
+                    }
+                    _ => probes.push(async move {
                         let result = conn.scheduled_probe().await;
                         (name, probed, result)
-                    });
+                    }),
                 }
             }
         }

@@ -23,10 +23,12 @@ use crate::notification::{Notifier, ServerNotification};
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 use crate::transport::Transport;
 
+mod probe;
 mod replay;
 mod state;
 mod supervisor;
 
+pub use probe::{PendingProbe, ProbeStart};
 use state::{Shared, State};
 use supervisor::{Asker, Command, Supervisor};
 
@@ -383,6 +385,15 @@ impl Connection {
                     .send(Box::new(Command::Unhealthy { client, failures }))
                     .await;
             }
+        }
+    }
+
+    /// [`Connection::after_check`] without waiting: a full command queue
+    /// leaves it to the next failed probe.
+    fn replace_unhealthy(&self, client: Client, failures: u32) {
+        let running = self.commands.lock().clone();
+        if let Some(tx) = running {
+            let _ = tx.try_send(Box::new(Command::Unhealthy { client, failures }));
         }
     }
 

@@ -19,6 +19,9 @@ use crate::health::{HealthHistory, HEALTH_WINDOW};
 use crate::metrics::Counters;
 use crate::notification::Notifier;
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
+
+pub(super) use super::probe::{PendingProbe, ProbeStart};
+use crate::engine::ProbeAnswer;
 use crate::transport::Transport;
 
 #[derive(Default)]
@@ -269,21 +272,85 @@ impl Shared {
             return (not_connected(), None);
         };
         if self.traffic_proves_life() {
-            {
-                let mut s = self.state.lock();
-                self.absorb_timeouts(&mut s);
-                s.health.record(true);
-                s.last_probe_at = Some(Instant::now());
-            }
-            self.counters.probe_skipped();
-            let probe = ProbeResult {
-                ok: true,
-                skipped: true,
-                ..ProbeResult::default()
-            };
-            return (probe, None);
+            return (self.skipped_probe(), None);
         }
         self.probe_client(client).await
+    }
+
+    /// Records a scheduled probe skipped because traffic proves life.
+    fn skipped_probe(&self) -> ProbeResult {
+        {
+            let mut s = self.state.lock();
+            self.absorb_timeouts(&mut s);
+            s.health.record(true);
+            s.last_probe_at = Some(Instant::now());
+        }
+        self.counters.probe_skipped();
+        ProbeResult {
+            ok: true,
+            skipped: true,
+            ..ProbeResult::default()
+        }
+    }
+
+    /// A scheduled probe, started without waiting for it (see
+    /// [`crate::Connection::start_probe`]).
+    pub(super) fn start_probe(&self, answered: Option<Arc<tokio::sync::Notify>>) -> ProbeStart {
+        let Some(client) = self.live_client() else {
+            return ProbeStart::Finished(not_connected());
+        };
+        if self.traffic_proves_life() {
+            return ProbeStart::Finished(self.skipped_probe());
+        }
+        if self.config.health_probe != HealthProbe::Ping {
+            return ProbeStart::Unavailable;
+        }
+        let sent = Instant::now();
+        match client.send_light_probe(answered) {
+            Some(id) => ProbeStart::Sent(PendingProbe {
+                client,
+                id,
+                sent,
+                deadline: sent + self.config.health_check_timeout,
+            }),
+            None => ProbeStart::Unavailable,
+        }
+    }
+
+    /// The outcome of a probe [`Shared::start_probe`] sent, once there is
+    /// one (an answer, or the deadline passed by `now`).
+    pub(super) fn check_probe(
+        &self,
+        probe: PendingProbe,
+        now: Instant,
+    ) -> Result<(ProbeResult, Option<(Client, u32)>), PendingProbe> {
+        let outcome = match probe.client.light_probe_answer(probe.id, probe.sent) {
+            ProbeAnswer::Alive(latency) => Ok(latency),
+            ProbeAnswer::Error(code) => Err(Error::Rpc {
+                connection: self.name.clone(),
+                method: "ping".into(),
+                error: crate::jsonrpc::JsonRpcError::new(code, "the server failed the health ping"),
+            }),
+            // Not answered (or replaced by a later probe, whose answer is
+            // not this one's): a failure once the deadline passed.
+            ProbeAnswer::Waiting | ProbeAnswer::Gone if now < probe.deadline => return Err(probe),
+            ProbeAnswer::Waiting | ProbeAnswer::Gone => {
+                probe.client.forget_light_probe(probe.id);
+                Err(Error::Timeout {
+                    connection: self.name.clone(),
+                    operation: "ping (health probe)".into(),
+                    after: self.config.health_check_timeout,
+                })
+            }
+        };
+        // Counted as a request, as a request probe is (see `RequestMetrics`).
+        Counters::bump(match &outcome {
+            Ok(_) => &self.counters.requests_ok,
+            Err(e) if e.is_timeout() => &self.counters.requests_timed_out,
+            Err(_) => &self.counters.requests_failed,
+        });
+        let latency = outcome.as_ref().ok().copied().unwrap_or_default();
+        Ok(self.record_probe(probe.client, outcome.map(drop), latency, true))
     }
 
     /// Runs one probe now; see [`Shared::scheduled_probe`] for the result.
@@ -312,12 +379,24 @@ impl Shared {
                 .map(drop),
         };
         let latency = started.elapsed();
+        self.record_probe(client, outcome, latency, true)
+    }
+
+    /// Records a probe's outcome: health, latency, errors; and whether the
+    /// connection is now unhealthy enough to replace. `engine_counted`: a
+    /// timeout was also counted by the engine as a request timeout (a
+    /// request probe's, not a light probe's), so it is one outcome.
+    fn record_probe(
+        &self,
+        client: Client,
+        outcome: Result<(), Error>,
+        latency: Duration,
+        engine_counted: bool,
+    ) -> (ProbeResult, Option<(Client, u32)>) {
         let failures = {
             let mut s = self.state.lock();
             s.last_probe_at = Some(Instant::now());
-            // A probe that timed out was counted by the engine as a request
-            // timeout too: it is one outcome, recorded below.
-            if outcome.as_ref().is_err_and(Error::is_timeout) {
+            if engine_counted && outcome.as_ref().is_err_and(Error::is_timeout) {
                 s.timeouts_seen += 1;
             }
             self.absorb_timeouts(&mut s);

@@ -89,6 +89,8 @@ pub(super) struct ClientInner {
     pub(super) name: Arc<str>,
     /// The link's sending half (see [`WriterSlot`]).
     pub(super) writer: Mutex<WriterSlot>,
+    /// The light health probe in flight (`probe.rs`).
+    pub(super) probe: Mutex<super::probe::ProbeSlot>,
     pub(super) out: mpsc::Sender<Queued>,
     /// Replies to server requests: a queue of their own, drained first, so
     /// that neither the reader nor the server waits behind our requests.

@@ -105,6 +105,11 @@ impl Reader {
             }
             return;
         };
+        if let RequestId::Int(n) = id {
+            if self.inner.answer_light_probe(n, &resp.payload) {
+                return;
+            }
+        }
         let slot = self.inner.pending().map.remove(&id);
         match slot {
             Some(slot) => {

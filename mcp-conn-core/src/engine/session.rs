@@ -92,6 +92,7 @@ impl Session {
                 tx: Some(link.tx),
                 unwritten: 0,
             }),
+            probe: Mutex::new(Default::default()),
             out: out_tx,
             replies: replies_tx,
             pending: Mutex::new(Pending::default()),

@@ -1,0 +1,144 @@
+//! `Connection::start_probe` / `check_probe`: a probe that takes no
+//! pending slot, no timer and no reply channel, recorded like
+//! `scheduled_probe`, failed at its deadline when unanswered.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_conn_core::testing::{FakeServer, MockTransport, PingMode};
+use mcp_conn_core::{
+    Connection, ConnectionConfig, PendingProbe, ProbeResult, ProbeStart, ProtocolEra,
+};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+fn config() -> ConnectionConfig {
+    ConnectionConfig {
+        health_check_interval: Duration::from_secs(5),
+        health_check_timeout: Duration::from_secs(1),
+        max_consecutive_health_failures: 2,
+        ..common::config()
+    }
+}
+
+fn connection(ping: PingMode) -> (Connection, MockTransport) {
+    let transport = MockTransport::serving(FakeServer {
+        ping,
+        ..Default::default()
+    });
+    let conn = Connection::with_config("light", transport.clone(), config());
+    (conn, transport)
+}
+
+fn sent(start: ProbeStart) -> PendingProbe {
+    match start {
+        ProbeStart::Sent(probe) => probe,
+        other => panic!("not sent: {other:?}"),
+    }
+}
+
+/// Waits (paused time: no real wait) for the answer's wake-up, then checks.
+async fn answer(conn: &Connection, probe: PendingProbe, answered: &Notify) -> ProbeResult {
+    common::within("the answer", answered.notified()).await;
+    conn.check_probe(probe, Instant::now())
+        .unwrap_or_else(|p| panic!("answered, so decided: {p:?}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answered_probe_is_alive_and_counted() {
+    let (conn, _) = connection(PingMode::Answer);
+    match conn.start_probe(None) {
+        ProbeStart::Finished(r) => assert_eq!(r.error.as_deref(), Some("Not connected")),
+        other => panic!("{other:?}"),
+    }
+    conn.connect().await.expect("connects");
+    let answered = Arc::new(Notify::new());
+    let probe = sent(conn.start_probe(Some(answered.clone())));
+    assert_eq!(probe.deadline() - Instant::now(), Duration::from_secs(1));
+    let result = answer(&conn, probe, &answered).await;
+    assert!(
+        result.ok && !result.skipped && result.error.is_none(),
+        "{result:?}"
+    );
+    assert!(result.latency.is_some());
+    let metrics = conn.info().metrics;
+    assert_eq!(metrics.requests_ok, 1, "counted like a request probe");
+    assert_eq!(metrics.unmatched_responses, 0, "its answer was taken");
+    conn.disconnect().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_without_ping_is_alive() {
+    let (conn, _) = connection(PingMode::MethodNotFound);
+    conn.connect().await.expect("connects");
+    let answered = Arc::new(Notify::new());
+    let probe = sent(conn.start_probe(Some(answered.clone())));
+    let result = answer(&conn, probe, &answered).await;
+    assert!(result.ok, "{result:?}");
+    conn.disconnect().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_probes_fail_at_their_deadline_and_replace_the_session() {
+    let (conn, transport) = connection(PingMode::Ignore);
+    conn.connect().await.expect("connects");
+    for _ in 0..2 {
+        let probe = sent(conn.start_probe(None));
+        // Let the server see it (and not answer).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let probe = conn
+            .check_probe(probe, Instant::now())
+            .expect_err("still waiting before its deadline");
+        tokio::time::sleep_until(probe.deadline()).await;
+        let failed = conn
+            .check_probe(probe, Instant::now())
+            .expect("decided at the deadline");
+        assert!(!failed.ok && failed.latency.is_none(), "{failed:?}");
+        assert!(
+            failed
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("timed out")),
+            "{failed:?}"
+        );
+    }
+    assert_eq!(conn.info().metrics.health_checks_failed, 2);
+    // Two failures in a row: the supervisor reconnects.
+    common::within("a second connect", transport.wait_for_connects(2)).await;
+    assert!(conn.health_score() < 1.0);
+    conn.disconnect().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stateless_era_has_no_ping_so_no_light_probe() {
+    let (conn, _t, mut server) = common::scripted(config());
+    let (client, _link) = common::within("connect", async {
+        tokio::join!(conn.connect(), async {
+            let link = {
+                let mut link = server.accept().await;
+                let probe = link.expect_method("server/discover").await;
+                link.respond(
+                    probe.id,
+                    json!({"resultType": "complete", "supportedVersions": ["2026-07-28"],
+                           "capabilities": {}, "ttlMs": 0, "cacheScope": "private"}),
+                )
+                .await;
+                link
+            };
+            link
+        })
+    })
+    .await;
+    assert_eq!(
+        client.expect("connects").protocol_era(),
+        Some(ProtocolEra::Stateless)
+    );
+    assert!(
+        matches!(conn.start_probe(None), ProbeStart::Unavailable),
+        "the caller probes the usual way (server/discover)"
+    );
+    conn.disconnect().await;
+}
