@@ -113,6 +113,25 @@ async fn unanswered_probes_fail_at_their_deadline_and_replace_the_session() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_probe_of_a_session_that_ended_fails_at_once() {
+    let (conn, transport) = connection(PingMode::Ignore);
+    conn.connect().await.expect("connects");
+    let probe = sent(conn.start_probe(None));
+    transport.kill_links();
+    // Long before the deadline (1 s): the link's end is enough.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let failed = conn
+        .check_probe(probe, Instant::now())
+        .expect("decided: the session is gone");
+    assert!(!failed.ok, "{failed:?}");
+    assert!(
+        !failed.error.as_deref().unwrap_or("").contains("timed out"),
+        "not a timeout: {failed:?}"
+    );
+    conn.disconnect().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_stateless_era_has_no_ping_so_no_light_probe() {
     let (conn, _t, mut server) = common::scripted(config());
     let (client, _link) = common::within("connect", async {

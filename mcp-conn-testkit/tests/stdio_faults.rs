@@ -518,3 +518,34 @@ async fn a_spawn_that_can_never_succeed_is_not_retried() {
     ));
     assert_eq!(conn.status(), ConnectionStatus::Error);
 }
+
+/// A runtime shut down under a connected connection kills its server, even
+/// while the application still holds the `Connection` and a `Client` (the
+/// handles must not keep the process: since the sending half lives where
+/// senders can reach it, this is worth holding down).
+#[test]
+fn a_runtime_shut_down_kills_the_server_even_with_handles_kept() {
+    let pids = PidFile::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (conn, client, pid) = runtime.block_on(async {
+        let conn = Connection::with_config("rt", fake("normal", &pids), common::config());
+        let client = within("connect", conn.connect()).await.expect("connects");
+        let (pid, _) = within("pid", pids.pids()).await;
+        (conn, client, pid)
+    });
+    assert!(leaks::is_alive(pid));
+    drop(runtime);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leaks::is_alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {pid} still running 10 s after the runtime shut down"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop((client, conn));
+}

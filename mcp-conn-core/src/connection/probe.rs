@@ -52,7 +52,10 @@ impl Connection {
     /// `answered`, if given (`notify_one`: the answers of many probes make
     /// one wake-up of a monitor that is busy or not yet waiting). Ask
     /// [`Connection::check_probe`] for the outcome, at any time. For
-    /// monitors of many servers.
+    /// monitors of many servers. A session has one light probe at a time: a
+    /// second one started before the first is decided replaces it (the
+    /// first then fails at its deadline). A probe of a session that ends
+    /// fails at the next check.
     ///
     /// ```
     /// # use mcp_conn_core::{Connection, ConnectionStatus, ProbeStart};

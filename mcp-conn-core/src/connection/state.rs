@@ -331,6 +331,11 @@ impl Shared {
                 method: "ping".into(),
                 error: crate::jsonrpc::JsonRpcError::new(code, "the server failed the health ping"),
             }),
+            // The session ended meanwhile: no answer will come.
+            ProbeAnswer::Waiting | ProbeAnswer::Gone if !probe.client.is_open() => {
+                probe.client.forget_light_probe(probe.id);
+                Err(probe.client.end_error())
+            }
             // Not answered (or replaced by a later probe, whose answer is
             // not this one's): a failure once the deadline passed.
             ProbeAnswer::Waiting | ProbeAnswer::Gone if now < probe.deadline => return Err(probe),

@@ -20,6 +20,20 @@ use crate::error::Error;
 use crate::jsonrpc::Message;
 use crate::transport::{Inbound, LinkRx, LinkTx, TransportError};
 
+/// Takes the sending half out of the senders' slot when the link task ends
+/// (or is dropped: a runtime shutting down, a panic), so it never outlives
+/// the task: no sender writes into a link nobody reads, and the half's own
+/// `Drop` (HTTP: cancel the exchanges) runs with the task, not with the
+/// last `Client`.
+struct Release(std::sync::Arc<super::pending::ClientInner>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let tx = self.0.writer.lock().tx.take();
+        drop(tx);
+    }
+}
+
 /// The link's sending half, taken from the senders' slot for a write (or
 /// the close) and put back after it.
 fn take_writer(reader: &Reader) -> Option<Box<dyn LinkTx>> {
@@ -159,6 +173,9 @@ impl LinkTask {
             grace,
             exit,
         } = self;
+        // Dropped with the task, however it ends (see `Release`).
+        let _release = Release(reader.inner.clone());
+        let mut held: Option<Box<dyn LinkTx>> = None;
         let mut reading = Reading {
             reader,
             rx: Some(receive(rx)),
@@ -220,7 +237,13 @@ impl LinkTask {
             {
                 let mut w = reading.reader.inner.writer.lock();
                 w.unwritten = w.unwritten.saturating_sub(batch.as_slice().len());
-                w.tx = Some(tx);
+                if sent.is_some() {
+                    w.tx = Some(tx);
+                } else {
+                    // Stopped mid-write: the half stays here for the close,
+                    // so nothing is written after a half-written line.
+                    held = Some(tx);
+                }
             }
             let Some(sent) = sent else {
                 break 'run;
@@ -241,7 +264,7 @@ impl LinkTask {
         // Close the link, still reading what comes meanwhile (a process
         // that flushes its output before it exits). Taken for good: senders
         // now queue, and the closed queue fails them.
-        let Some(mut tx) = take_writer(&reading.reader) else {
+        let Some(mut tx) = held.or_else(|| take_writer(&reading.reader)) else {
             reading.end(None);
             return;
         };

@@ -90,6 +90,11 @@ impl Client {
         }
     }
 
+    /// Why the session ended (or `Closed`).
+    pub(crate) fn end_error(&self) -> crate::error::Error {
+        self.inner.closed_error()
+    }
+
     /// Forgets the light probe `id` (its deadline passed): a late answer is
     /// then dropped like any unknown one.
     pub(crate) fn forget_light_probe(&self, id: i64) {

@@ -83,6 +83,12 @@ impl Reader {
     /// The transport failed one request: only its caller hears of it.
     fn on_failed(&mut self, id: RequestId, error: TransportError) {
         tracing::warn!(connection = %self.inner.name, %id, %error, "the transport failed a request");
+        if let RequestId::Int(n) = id {
+            let failed = ResponsePayload::Error(JsonRpcError::internal(error.to_string()));
+            if self.inner.answer_light_probe(n, &failed) {
+                return;
+            }
+        }
         if let Some(slot) = self.inner.pending().map.remove(&id) {
             let _ = slot.reply.send(Reply::Transport(error));
         }
