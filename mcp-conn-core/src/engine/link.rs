@@ -20,20 +20,6 @@ use crate::error::Error;
 use crate::jsonrpc::Message;
 use crate::transport::{Inbound, LinkRx, LinkTx, TransportError};
 
-/// Takes the sending half out of the senders' slot when the link task ends
-/// (or is dropped: a runtime shutting down, a panic), so it never outlives
-/// the task: no sender writes into a link nobody reads, and the half's own
-/// `Drop` (HTTP: cancel the exchanges) runs with the task, not with the
-/// last `Client`.
-struct Release(std::sync::Arc<super::pending::ClientInner>);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let tx = self.0.writer.lock().tx.take();
-        drop(tx);
-    }
-}
-
 /// The link's sending half, taken from the senders' slot for a write (or
 /// the close) and put back after it.
 fn take_writer(reader: &Reader) -> Option<Box<dyn LinkTx>> {
@@ -122,6 +108,19 @@ enum Read {
     Inbound(Result<Option<Inbound>, TransportError>),
 }
 
+/// Takes the sending half out of the senders' slot when the link task ends
+/// or is dropped (a runtime shutting down, a panic), so it never outlives
+/// the task: no sender writes into a link nobody reads, and the half's own
+/// `Drop` (HTTP: cancel the exchanges) runs with the task, not with the
+/// last `Client`. (On `Reading`, which the task holds to its end, so that
+/// an idle task's state grows by nothing.)
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let tx = self.reader.inner.writer.lock().tx.take();
+        drop(tx);
+    }
+}
+
 impl Reading {
     /// The next thing to read: a handler that finished or what the link
     /// brings. Pending forever once reading ended. Cancel-safe.
@@ -173,9 +172,6 @@ impl LinkTask {
             grace,
             exit,
         } = self;
-        // Dropped with the task, however it ends (see `Release`).
-        let _release = Release(reader.inner.clone());
-        let mut held: Option<Box<dyn LinkTx>> = None;
         let mut reading = Reading {
             reader,
             rx: Some(receive(rx)),
@@ -237,12 +233,11 @@ impl LinkTask {
             {
                 let mut w = reading.reader.inner.writer.lock();
                 w.unwritten = w.unwritten.saturating_sub(batch.as_slice().len());
-                if sent.is_some() {
-                    w.tx = Some(tx);
-                } else {
-                    // Stopped mid-write: the half stays here for the close,
-                    // so nothing is written after a half-written line.
-                    held = Some(tx);
+                w.tx = Some(tx);
+                if sent.is_none() {
+                    // Stopped mid-write: no sender writes after what may
+                    // be a half-written line; the close comes next.
+                    w.closing = true;
                 }
             }
             let Some(sent) = sent else {
@@ -264,7 +259,7 @@ impl LinkTask {
         // Close the link, still reading what comes meanwhile (a process
         // that flushes its output before it exits). Taken for good: senders
         // now queue, and the closed queue fails them.
-        let Some(mut tx) = held.or_else(|| take_writer(&reading.reader)) else {
+        let Some(mut tx) = take_writer(&reading.reader) else {
             reading.end(None);
             return;
         };

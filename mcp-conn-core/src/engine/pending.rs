@@ -59,6 +59,9 @@ pub(super) struct Pending {
 pub(super) struct WriterSlot {
     pub(super) tx: Option<Box<dyn LinkTx>>,
     pub(super) unwritten: usize,
+    /// The link task stopped in the middle of a write: no more direct
+    /// writes (the close comes next).
+    pub(super) closing: bool,
 }
 
 /// Which queue a message that cannot be written at once waits in.
@@ -121,7 +124,7 @@ impl ClientInner {
     /// the message back to queue.
     fn send_now(&self, msg: Message, direct: bool) -> Result<(), Message> {
         let mut w = self.writer.lock();
-        if direct && w.unwritten == 0 {
+        if direct && w.unwritten == 0 && !w.closing {
             if let Some(tx) = w.tx.as_mut() {
                 if tx.try_send_now(&msg) {
                     return Ok(());

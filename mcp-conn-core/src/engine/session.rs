@@ -91,6 +91,7 @@ impl Session {
             writer: Mutex::new(WriterSlot {
                 tx: Some(link.tx),
                 unwritten: 0,
+                closing: false,
             }),
             probe: Mutex::new(Default::default()),
             out: out_tx,
