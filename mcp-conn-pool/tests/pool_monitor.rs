@@ -220,3 +220,44 @@ async fn dropping_the_pool_ends_the_monitor() {
     .await
     .expect("the monitor ended");
 }
+
+/// The monitor's probes (light ones: no timer of their own, and no answer
+/// to wake the monitor) still find a server that stopped answering, alone
+/// in its pool: each unanswered by its deadline is a failure, and after
+/// `max_consecutive_health_failures` the session is replaced.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_stops_answering_is_found_and_replaced() {
+    use mcp_conn_core::testing::PingMode;
+    let pool = ConnectionPool::with_config(PoolConfig {
+        default_connection: ConnectionConfig {
+            health_check_timeout: Duration::from_secs(1),
+            max_consecutive_health_failures: 2,
+            ..every(10)
+        },
+        probe_jitter: 0.0,
+        ..Default::default()
+    });
+    let hung = MockTransport::serving(FakeServer {
+        ping: PingMode::Ignore,
+        ..Default::default()
+    });
+    pool.insert("hung", hung.clone()).expect("added");
+    let mut events = pool.subscribe();
+    assert!(pool.connect_all().await.values().all(Result::is_ok));
+    pool.start_monitoring();
+    tokio::time::timeout(Duration::from_secs(120), hung.wait_for_connects(2))
+        .await
+        .expect("the hung server's session is replaced within two intervals and their deadlines");
+    let mut failed = 0;
+    while let Ok(e) = events.try_recv() {
+        if let PoolEvent::Probed { ok, error, .. } = e {
+            assert!(
+                !ok && error.is_some(),
+                "a ping nobody answers cannot succeed"
+            );
+            failed += 1;
+        }
+    }
+    assert!(failed >= 2, "{failed} failed probes");
+    pool.shutdown().await;
+}
