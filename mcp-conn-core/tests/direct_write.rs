@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mcp_conn_core::jsonrpc::Message;
 use mcp_conn_core::testing::MockTransport;
-use mcp_conn_core::{Connection, Link, LinkTx, RequestOptions, Transport, TransportError};
+use mcp_conn_core::{Connection, LinkTx, RequestOptions, TransportError};
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -24,13 +24,7 @@ enum Way {
 
 type Log = Arc<Mutex<Vec<(Way, String)>>>;
 
-/// The mock link, recording which way each message went.
-#[derive(Debug, Clone)]
-struct Recording {
-    inner: MockTransport,
-    log: Log,
-}
-
+/// The mock link's sending half, recording which way each message went.
 struct RecordingTx {
     inner: Box<dyn LinkTx>,
     log: Log,
@@ -41,24 +35,6 @@ fn label(msg: &Message) -> String {
         Message::Request(r) => r.method.clone(),
         Message::Notification(n) => n.method.clone(),
         Message::Response(_) => "response".into(),
-    }
-}
-
-#[async_trait]
-impl Transport for Recording {
-    async fn connect(&self) -> Result<Link, TransportError> {
-        let link = self.inner.connect().await?;
-        Ok(Link {
-            tx: Box::new(RecordingTx {
-                inner: link.tx,
-                log: self.log.clone(),
-            }),
-            rx: link.rx,
-        })
-    }
-
-    fn kind(&self) -> &'static str {
-        "recording"
     }
 }
 
@@ -85,10 +61,15 @@ impl LinkTx for RecordingTx {
 fn recording() -> (Connection, mcp_conn_core::testing::MockServer, Log) {
     let (inner, server) = MockTransport::pair();
     let log = Log::default();
-    let transport = Recording {
-        inner,
-        log: log.clone(),
-    };
+    let transport = common::WrapTx::new(inner, {
+        let log = log.clone();
+        move |inner| {
+            Box::new(RecordingTx {
+                inner,
+                log: log.clone(),
+            })
+        }
+    });
     let conn = Connection::with_config("direct", transport, common::config());
     (conn, server, log)
 }

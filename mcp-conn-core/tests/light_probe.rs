@@ -7,29 +7,19 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_conn_core::jsonrpc::JsonRpcError;
 use mcp_conn_core::testing::{FakeServer, MockTransport, PingMode};
-use mcp_conn_core::{
-    Connection, ConnectionConfig, PendingProbe, ProbeResult, ProbeStart, ProtocolEra,
-};
+use mcp_conn_core::{Connection, PendingProbe, ProbeResult, ProbeStart, ProtocolEra};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-
-fn config() -> ConnectionConfig {
-    ConnectionConfig {
-        health_check_interval: Duration::from_secs(5),
-        health_check_timeout: Duration::from_secs(1),
-        max_consecutive_health_failures: 2,
-        ..common::config()
-    }
-}
 
 fn connection(ping: PingMode) -> (Connection, MockTransport) {
     let transport = MockTransport::serving(FakeServer {
         ping,
         ..Default::default()
     });
-    let conn = Connection::with_config("light", transport.clone(), config());
+    let conn = Connection::with_config("light", transport.clone(), common::probing_config());
     (conn, transport)
 }
 
@@ -78,6 +68,23 @@ async fn a_server_without_ping_is_alive() {
     let probe = sent(conn.start_probe(Some(answered.clone())));
     let result = answer(&conn, probe, &answered).await;
     assert!(result.ok, "{result:?}");
+    conn.disconnect().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_answer_fails_the_probe_with_the_servers_words() {
+    let (conn, _t, mut server) = common::scripted(common::probing_config());
+    let (_client, mut link) = common::connect(&conn, &mut server).await;
+    let answered = Arc::new(Notify::new());
+    let probe = sent(conn.start_probe(Some(answered.clone())));
+    let ping = common::within("ping", link.expect_method("ping")).await;
+    link.respond_error(ping.id, JsonRpcError::new(-32000, "overloaded, try later"))
+        .await;
+    let result = answer(&conn, probe, &answered).await;
+    assert!(!result.ok, "{result:?}");
+    let error = result.error.unwrap_or_default();
+    assert!(error.contains("overloaded, try later"), "{error}");
+    assert_eq!(conn.info().metrics.requests_failed, 1);
     conn.disconnect().await;
 }
 
@@ -133,7 +140,7 @@ async fn a_probe_of_a_session_that_ended_fails_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn the_stateless_era_has_no_ping_so_no_light_probe() {
-    let (conn, _t, mut server) = common::scripted(config());
+    let (conn, _t, mut server) = common::scripted(common::probing_config());
     let (client, _link) = common::within("connect", async {
         tokio::join!(conn.connect(), async {
             let link = {

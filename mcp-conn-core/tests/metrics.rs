@@ -26,8 +26,10 @@ type Labels = Vec<(String, String)>;
 /// what changed since the last one (counters and gauges are reset to 0,
 /// histograms emptied), so this adds the snapshots up; every gauge of the
 /// crate moves by increments, so the sums are the gauges' values.
-#[derive(Default)]
 struct Seen {
+    snapshotter: Snapshotter,
+    /// This thread's default recorder while the test runs.
+    _guard: metrics::LocalRecorderGuard<'static>,
     counters: HashMap<(String, Labels), u64>,
     gauges: HashMap<(String, Labels), f64>,
     histograms: HashMap<(String, Labels), Vec<f64>>,
@@ -35,8 +37,22 @@ struct Seen {
 }
 
 impl Seen {
-    fn update(&mut self, snapshotter: &Snapshotter) {
-        for (key, unit, _help, value) in snapshotter.snapshot().into_vec() {
+    /// Installs a fresh `DebuggingRecorder` as this thread's default
+    /// recorder (leaked: it lives as long as the test) and watches it.
+    fn recording() -> Seen {
+        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
+        Seen {
+            snapshotter: recorder.snapshotter(),
+            _guard: metrics::set_default_local_recorder(recorder),
+            counters: HashMap::new(),
+            gauges: HashMap::new(),
+            histograms: HashMap::new(),
+            units: HashMap::new(),
+        }
+    }
+
+    fn update(&mut self) {
+        for (key, unit, _help, value) in self.snapshotter.snapshot().into_vec() {
             let (kind, key) = key.into_parts();
             let mut labels: Labels = key
                 .labels()
@@ -147,10 +163,7 @@ const CALL: (&str, &str) = ("method", "tools/call");
 
 #[tokio::test(start_paused = true)]
 async fn a_successful_call_counts_one_request_and_one_duration() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let (conn, _transport, mut server) = common::scripted(common::config());
     let (client, mut link) = common::connect(&conn, &mut server).await;
@@ -161,7 +174,7 @@ async fn a_successful_call_counts_one_request_and_one_duration() {
     link.respond(req.id, json!({"content": []})).await;
     assert!(common::within("answer", call).await.expect("task").is_ok());
 
-    seen.update(&snapshotter);
+    seen.update();
     assert_eq!(seen.counter(telemetry::REQUESTS_TOTAL, &[MOCK, CALL]), 1);
     let durations = seen.histogram(telemetry::REQUEST_DURATION_SECONDS, &[MOCK, CALL]);
     assert_eq!(durations.len(), 1, "{durations:?}");
@@ -189,10 +202,7 @@ async fn a_successful_call_counts_one_request_and_one_duration() {
 
 #[tokio::test(start_paused = true)]
 async fn failures_are_counted_by_kind() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let (conn, _transport, mut server) = common::scripted(common::config());
     let (client, mut link) = common::connect(&conn, &mut server).await;
@@ -223,7 +233,7 @@ async fn failures_are_counted_by_kind() {
     call.abort();
     let _ = call.await;
 
-    seen.update(&snapshotter);
+    seen.update();
     let errors = telemetry::REQUEST_ERRORS_TOTAL;
     assert_eq!(seen.counter(errors, &[MOCK, CALL, ("kind", "rpc")]), 1);
     assert_eq!(
@@ -252,10 +262,7 @@ async fn failures_are_counted_by_kind() {
 
 #[tokio::test(start_paused = true)]
 async fn in_flight_and_queued_go_up_and_back_down() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let config = ConnectionConfig {
         max_in_flight: Some(1),
@@ -271,7 +278,7 @@ async fn in_flight_and_queued_go_up_and_back_down() {
         .collect();
     let first = common::within("first", link.expect_method("tools/call")).await;
     tokio::task::yield_now().await;
-    seen.update(&snapshotter);
+    seen.update();
     assert_eq!(seen.gauge(telemetry::REQUESTS_IN_FLIGHT, &[MOCK]), 1.0);
     assert_eq!(seen.gauge(telemetry::REQUESTS_QUEUED, &[MOCK]), 2.0);
 
@@ -283,7 +290,7 @@ async fn in_flight_and_queued_go_up_and_back_down() {
     for call in calls {
         assert!(common::within("call", call).await.expect("task").is_ok());
     }
-    seen.update(&snapshotter);
+    seen.update();
     assert_eq!(seen.gauge(telemetry::REQUESTS_IN_FLIGHT, &[MOCK]), 0.0);
     assert_eq!(seen.gauge(telemetry::REQUESTS_QUEUED, &[MOCK]), 0.0);
     assert_eq!(seen.counter(telemetry::REQUESTS_TOTAL, &[MOCK, CALL]), 3);
@@ -295,13 +302,10 @@ async fn in_flight_and_queued_go_up_and_back_down() {
 
 #[tokio::test]
 async fn the_status_gauges_follow_connect_and_disconnect() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let conn = Connection::new("s1", MockTransport::serving(FakeServer::default()));
-    seen.update(&snapshotter);
+    seen.update();
     let one_of = |seen: &Seen, want: &str| {
         let statuses = seen.statuses("s1");
         for (status, v) in &statuses {
@@ -315,25 +319,25 @@ async fn the_status_gauges_follow_connect_and_disconnect() {
     common::within("connect", conn.connect())
         .await
         .expect("connects");
-    seen.update(&snapshotter);
+    seen.update();
     one_of(&seen, "connected");
     assert_eq!(seen.gauge(telemetry::CONNECTED, &[("server", "s1")]), 1.0);
 
     conn.disconnect().await;
-    seen.update(&snapshotter);
+    seen.update();
     one_of(&seen, "disconnected");
     assert_eq!(seen.gauge(telemetry::CONNECTED, &[("server", "s1")]), 0.0);
 
     common::within("connect", conn.connect())
         .await
         .expect("connects");
-    seen.update(&snapshotter);
+    seen.update();
     one_of(&seen, "connected");
     // Dropped: its supervisor ends on its next turn and the gauges go to 0.
     drop(conn);
     for _ in 0..100 {
         tokio::task::yield_now().await;
-        seen.update(&snapshotter);
+        seen.update();
         if seen.gauge(telemetry::CONNECTED, &[("server", "s1")]) == 0.0 {
             break;
         }
@@ -348,10 +352,7 @@ async fn the_status_gauges_follow_connect_and_disconnect() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reconnect_counts_and_the_status_shows_it() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let transport = MockTransport::serving(FakeServer::default());
     let conn = Connection::with_config("s2", transport.clone(), common::config());
@@ -366,7 +367,7 @@ async fn a_reconnect_counts_and_the_status_shows_it() {
     )
     .await
     .expect("status");
-    seen.update(&snapshotter);
+    seen.update();
     let s2 = [("server", "s2")];
     assert_eq!(seen.gauge(telemetry::CONNECTED, &s2), 0.0);
     assert_eq!(
@@ -379,7 +380,7 @@ async fn a_reconnect_counts_and_the_status_shows_it() {
     assert_eq!(seen.counter(telemetry::RECONNECTS_TOTAL, &s2), 0);
 
     common::wait_status(&conn, ConnectionStatus::Connected).await;
-    seen.update(&snapshotter);
+    seen.update();
     assert_eq!(seen.counter(telemetry::RECONNECTS_TOTAL, &s2), 1);
     assert_eq!(seen.gauge(telemetry::CONNECTED, &s2), 1.0);
     assert_eq!(conn.info().metrics.reconnects, 1);
@@ -388,10 +389,7 @@ async fn a_reconnect_counts_and_the_status_shows_it() {
 
 #[tokio::test(start_paused = true)]
 async fn probes_are_counted_by_outcome_and_skipped_ones_apart() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let (conn, _transport, mut server) = common::scripted(ConnectionConfig {
         health_check_timeout: Duration::from_secs(1),
@@ -421,7 +419,7 @@ async fn probes_are_counted_by_outcome_and_skipped_ones_apart() {
     assert!(common::within("answer", call).await.expect("task").is_ok());
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    seen.update(&snapshotter);
+    seen.update();
     let probes = telemetry::PROBES_TOTAL;
     assert_eq!(seen.counter(probes, &[MOCK, ("outcome", "ok")]), 1);
     assert_eq!(seen.counter(probes, &[MOCK, ("outcome", "failed")]), 1);
@@ -440,10 +438,7 @@ async fn probes_are_counted_by_outcome_and_skipped_ones_apart() {
 
 #[tokio::test(start_paused = true)]
 async fn the_method_label_is_bounded() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     assert_eq!(method_label("tools/call"), "tools/call");
     assert_eq!(method_label("resources/read"), "resources/read");
@@ -462,7 +457,7 @@ async fn the_method_label_is_bounded() {
         link.respond(req.id, json!({})).await;
         assert!(common::within("answer", call).await.expect("task").is_ok());
     }
-    seen.update(&snapshotter);
+    seen.update();
     assert_eq!(
         seen.series(telemetry::REQUESTS_TOTAL),
         vec![(
@@ -478,10 +473,7 @@ async fn the_method_label_is_bounded() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_that_cannot_get_a_slot_in_time_is_a_timeout() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut seen = Seen::default();
+    let mut seen = Seen::recording();
 
     let config = ConnectionConfig {
         max_in_flight: Some(1),
@@ -499,7 +491,7 @@ async fn a_call_that_cannot_get_a_slot_in_time_is_a_timeout() {
         .expect_err("no slot");
     assert!(err.is_timeout(), "{err}");
 
-    seen.update(&snapshotter);
+    seen.update();
     let timeout = [MOCK, CALL, ("kind", "timeout")];
     assert_eq!(seen.counter(telemetry::REQUEST_ERRORS_TOTAL, &timeout), 1);
     assert_eq!(

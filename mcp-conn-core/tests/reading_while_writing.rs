@@ -11,9 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mcp_conn_core::jsonrpc::Message;
 use mcp_conn_core::testing::MockTransport;
-use mcp_conn_core::{
-    Connection, ConnectionStatus, Link, LinkTx, ServerNotification, Transport, TransportError,
-};
+use mcp_conn_core::{Connection, ConnectionStatus, LinkTx, ServerNotification, TransportError};
 use serde_json::json;
 
 /// What a [`Stalling`] link's writes do once switched on.
@@ -23,37 +21,12 @@ enum Then {
     Fail,
 }
 
-/// A mock link whose writes hang or fail once `stalled` is set.
-#[derive(Debug, Clone)]
-struct Stalling {
-    inner: MockTransport,
-    stalled: Arc<AtomicBool>,
-    then: Then,
-}
-
+/// A mock link's sending half whose writes hang or fail once `stalled`
+/// is set.
 struct StallingTx {
     inner: Box<dyn LinkTx>,
     stalled: Arc<AtomicBool>,
     then: Then,
-}
-
-#[async_trait]
-impl Transport for Stalling {
-    async fn connect(&self) -> Result<Link, TransportError> {
-        let link = self.inner.connect().await?;
-        Ok(Link {
-            tx: Box::new(StallingTx {
-                inner: link.tx,
-                stalled: self.stalled.clone(),
-                then: self.then,
-            }),
-            rx: link.rx,
-        })
-    }
-
-    fn kind(&self) -> &'static str {
-        "stalling"
-    }
 }
 
 #[async_trait]
@@ -82,11 +55,16 @@ fn stalling(
 ) {
     let (inner, server) = MockTransport::pair();
     let stalled = Arc::new(AtomicBool::new(false));
-    let transport = Stalling {
-        inner,
-        stalled: stalled.clone(),
-        then,
-    };
+    let transport = common::WrapTx::new(inner, {
+        let stalled = stalled.clone();
+        move |inner| {
+            Box::new(StallingTx {
+                inner,
+                stalled: stalled.clone(),
+                then,
+            })
+        }
+    });
     let conn = Connection::with_config("stall", transport, common::config());
     (conn, server, stalled)
 }

@@ -6,22 +6,16 @@ mod common;
 use std::time::Duration;
 
 use mcp_conn_core::testing::{FakeServer, MockTransport, PingMode};
-use mcp_conn_core::{Connection, ConnectionConfig};
+use mcp_conn_core::Connection;
 use serde_json::json;
-
-fn config() -> ConnectionConfig {
-    ConnectionConfig {
-        health_check_interval: Duration::from_secs(5),
-        health_check_timeout: Duration::from_secs(1),
-        max_consecutive_health_failures: 2,
-        ..common::config()
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_probe_reports_its_outcome_and_is_skipped_after_traffic() {
-    let conn =
-        Connection::with_config("p", MockTransport::serving(FakeServer::default()), config());
+    let conn = Connection::with_config(
+        "p",
+        MockTransport::serving(FakeServer::default()),
+        common::probing_config(),
+    );
     let before = conn.scheduled_probe().await;
     assert!(!before.ok);
     assert_eq!(before.error.as_deref(), Some("Not connected"));
@@ -53,7 +47,7 @@ async fn unanswered_probes_fail_and_replace_the_session() {
         ping: PingMode::Ignore,
         ..Default::default()
     });
-    let conn = Connection::with_config("p", transport.clone(), config());
+    let conn = Connection::with_config("p", transport.clone(), common::probing_config());
     conn.connect().await.expect("connects");
     for _ in 0..2 {
         let failed = conn.scheduled_probe().await;

@@ -95,7 +95,6 @@ const CHECK_EVERY: Duration = Duration::from_millis(50);
 /// A light probe in flight ([`Connection::start_probe`]).
 struct Waiting {
     name: Arc<str>,
-    probed: Weak<Connection>,
     conn: Arc<Connection>,
     probe: PendingProbe,
 }
@@ -110,14 +109,14 @@ struct Servers {
 }
 
 impl Servers {
-    /// A probe of `name` (the connection `probed`) finished: tell the
+    /// A probe of `name` (the connection at `probed`) finished: tell the
     /// pool's listeners and schedule the next one. `false`: the pool is
     /// gone.
     fn finished(
         &mut self,
         pool: &Weak<PoolInner>,
         name: Arc<str>,
-        probed: &Weak<Connection>,
+        probed: *const Connection,
         result: ProbeResult,
     ) -> bool {
         let Some(inner) = pool.upgrade() else {
@@ -128,7 +127,7 @@ impl Servers {
         let Some(server) = self
             .table
             .get_mut(&name)
-            .filter(|s| s.next.is_none() && s.conn.ptr_eq(probed))
+            .filter(|s| s.next.is_none() && std::ptr::eq(s.conn.as_ptr(), probed))
         else {
             return true;
         };
@@ -260,8 +259,8 @@ pub(crate) async fn run(
                 }
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
-                let (name, probed, result): (Arc<str>, Weak<Connection>, ProbeResult) = done;
-                if !servers.finished(&pool, name, &probed, result) {
+                let (name, conn, result): (Arc<str>, Arc<Connection>, ProbeResult) = done;
+                if !servers.finished(&pool, name, Arc::as_ptr(&conn), result) {
                     break;
                 }
             }
@@ -275,23 +274,15 @@ pub(crate) async fn run(
                     check_armed = false;
                 }
                 let now = Instant::now();
-                let mut i = 0;
-                // Every waiting probe decided (each looked at once per pass;
-                // one still waiting goes back where the last one was).
-                while i < waiting.len() {
-                    let Waiting { name, probed, conn, probe } = waiting.swap_remove(i);
+                // Every waiting probe looked at once; the undecided wait on.
+                for Waiting { name, conn, probe } in std::mem::take(&mut waiting) {
                     match conn.check_probe(probe, now) {
                         Ok(result) => {
-                            if !servers.finished(&pool, name, &probed, result) {
+                            if !servers.finished(&pool, name, Arc::as_ptr(&conn), result) {
                                 return;
                             }
                         }
-                        Err(probe) => {
-                            waiting.push(Waiting { name, probed, conn, probe });
-                            let last = waiting.len() - 1;
-                            waiting.swap(i, last);
-                            i += 1;
-                        }
+                        Err(probe) => waiting.push(Waiting { name, conn, probe }),
                     }
                 }
             }
@@ -305,17 +296,16 @@ pub(crate) async fn run(
                 // A connection gone from the pool gets no probe and no next
                 // one (its `Remove` is on its way).
                 let Some(conn) = server.conn.upgrade() else { continue };
-                let probed = server.conn.clone();
                 match conn.start_probe(Some(answered.clone())) {
-                    ProbeStart::Sent(probe) => waiting.push(Waiting { name, probed, conn, probe }),
+                    ProbeStart::Sent(probe) => waiting.push(Waiting { name, conn, probe }),
                     ProbeStart::Finished(result) => {
-                        if !servers.finished(&pool, name, &probed, result) {
+                        if !servers.finished(&pool, name, Arc::as_ptr(&conn), result) {
                             break;
                         }
                     }
                     _ => probes.push(async move {
                         let result = conn.scheduled_probe().await;
-                        (name, probed, result)
+                        (name, conn, result)
                     }),
                 }
             }

@@ -21,7 +21,7 @@ use crate::notification::Notifier;
 use crate::status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 
 pub(super) use super::probe::{PendingProbe, ProbeStart};
-use crate::engine::ProbeAnswer;
+use crate::engine::{ProbeAnswer, ProbeFailure};
 use crate::transport::Transport;
 
 #[derive(Default)]
@@ -326,10 +326,18 @@ impl Shared {
     ) -> Result<(ProbeResult, Option<(Client, u32)>), PendingProbe> {
         let outcome = match probe.client.light_probe_answer(probe.id, probe.sent) {
             ProbeAnswer::Alive(latency) => Ok(latency),
-            ProbeAnswer::Error(code) => Err(Error::Rpc {
-                connection: self.name.clone(),
-                method: "ping".into(),
-                error: crate::jsonrpc::JsonRpcError::new(code, "the server failed the health ping"),
+            // The error a request probe would have given.
+            ProbeAnswer::Failed(failure) => Err(match *failure {
+                ProbeFailure::Rpc(error) => Error::Rpc {
+                    connection: self.name.clone(),
+                    method: "ping".into(),
+                    error,
+                },
+                ProbeFailure::Transport(source) => Error::Transport {
+                    connection: self.name.clone(),
+                    method: "ping".into(),
+                    source,
+                },
             }),
             // The session ended meanwhile: no answer will come.
             ProbeAnswer::Waiting | ProbeAnswer::Gone if !probe.client.is_open() => {

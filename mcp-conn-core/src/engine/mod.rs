@@ -25,5 +25,5 @@ pub(crate) use handshake::{open_era, EraPlan};
 pub(crate) use hints::ToolHints;
 pub(crate) use listen::ListenFilter;
 pub use options::{Progress, ProgressCallback, RequestOptions};
-pub(crate) use probe::ProbeAnswer;
+pub(crate) use probe::{ProbeAnswer, ProbeFailure};
 pub(crate) use session::{EngineConfig, LinkLostHook, ReaderExit, Session};

@@ -80,6 +80,19 @@ struct Unwritten<'a> {
     armed: bool,
 }
 
+impl Unwritten<'_> {
+    /// The queueing's outcome: a queued message stays counted (the link
+    /// task uncounts it once written); one that was not is uncounted now.
+    fn settle(mut self, queued: bool) -> Result<(), ()> {
+        self.armed = !queued;
+        if queued {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+}
+
 impl Drop for Unwritten<'_> {
     fn drop(&mut self) {
         if self.armed {
@@ -149,18 +162,12 @@ impl ClientInner {
         let Err(msg) = self.send_now(msg, direct) else {
             return Ok(());
         };
-        let mut counted = Unwritten {
+        let counted = Unwritten {
             inner: self,
             armed: true,
         };
-        let sent = self.queue(queue).send(Box::new(msg)).await.is_ok();
-        // Queued: the link task uncounts it once written.
-        counted.armed = !sent;
-        if sent {
-            Ok(())
-        } else {
-            Err(())
-        }
+        let queued = self.queue(queue).send(Box::new(msg)).await.is_ok();
+        counted.settle(queued)
     }
 
     /// [`ClientInner::send`] without waiting: `Err` when the queue is full
@@ -169,17 +176,12 @@ impl ClientInner {
         let Err(msg) = self.send_now(msg, true) else {
             return Ok(());
         };
-        let mut counted = Unwritten {
+        let counted = Unwritten {
             inner: self,
             armed: true,
         };
-        let sent = self.queue(queue).try_send(Box::new(msg)).is_ok();
-        counted.armed = !sent;
-        if sent {
-            Ok(())
-        } else {
-            Err(())
-        }
+        let queued = self.queue(queue).try_send(Box::new(msg)).is_ok();
+        counted.settle(queued)
     }
 
     /// Ends the session for callers: sets the terminal error (first one wins)

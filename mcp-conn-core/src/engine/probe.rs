@@ -17,7 +17,18 @@ use tokio::time::Instant;
 
 use super::client::Client;
 use super::pending::Queue;
-use crate::jsonrpc::{codes, Message, Request, ResponsePayload};
+use crate::jsonrpc::{codes, JsonRpcError, Message, Request, ResponsePayload};
+use crate::transport::TransportError;
+
+/// Why a light probe's answer says the server is not well: what a request
+/// probe would have failed with.
+#[derive(Debug)]
+pub(crate) enum ProbeFailure {
+    /// The server answered with this error.
+    Rpc(JsonRpcError),
+    /// The transport failed the ping alone (e.g. an HTTP 503).
+    Transport(TransportError),
+}
 
 /// The session's one light probe: what was sent, and what came back.
 #[derive(Debug, Default)]
@@ -25,19 +36,20 @@ pub(super) struct ProbeSlot {
     /// The id of the probe in flight, if any.
     id: Option<i64>,
     /// When its answer came, and whether it says the server is alive.
-    answer: Option<(Instant, Result<(), i64>)>,
+    answer: Option<(Instant, Result<(), Box<ProbeFailure>>)>,
     /// Told (`notify_one`, so many answers make one wake-up) when the
     /// answer comes, if the prober asked.
     wake: Option<Arc<Notify>>,
 }
 
 /// What a light probe came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum ProbeAnswer {
     /// Answered: the server is alive; how long it took.
     Alive(Duration),
-    /// Answered with an error other than "method not found" (its code).
-    Error(i64),
+    /// Answered with an error other than "method not found", or failed by
+    /// the transport.
+    Failed(Box<ProbeFailure>),
     /// No answer yet.
     Waiting,
     /// Not this session's probe any more (another probe replaced it).
@@ -84,7 +96,7 @@ impl Client {
                 *slot = ProbeSlot::default();
                 match outcome {
                     Ok(()) => ProbeAnswer::Alive(at.saturating_duration_since(sent)),
-                    Err(code) => ProbeAnswer::Error(code),
+                    Err(failure) => ProbeAnswer::Failed(failure),
                 }
             }
         }
@@ -109,17 +121,30 @@ impl super::pending::ClientInner {
     /// Notes the answer to the light probe `id`, if it is the one in flight
     /// (`true`: the message is taken).
     pub(super) fn answer_light_probe(&self, id: i64, payload: &ResponsePayload) -> bool {
+        self.settle_light_probe(id, || match payload {
+            ResponsePayload::Result(_) => Ok(()),
+            // A server without `ping` answered: it is alive.
+            ResponsePayload::Error(e) if e.code == codes::METHOD_NOT_FOUND => Ok(()),
+            ResponsePayload::Error(e) => Err(ProbeFailure::Rpc(e.clone())),
+        })
+    }
+
+    /// Notes that the transport failed the light probe `id`, if it is the
+    /// one in flight (`true`: taken).
+    pub(super) fn fail_light_probe(&self, id: i64, error: &TransportError) -> bool {
+        self.settle_light_probe(id, || Err(ProbeFailure::Transport(error.clone())))
+    }
+
+    fn settle_light_probe(
+        &self,
+        id: i64,
+        outcome: impl FnOnce() -> Result<(), ProbeFailure>,
+    ) -> bool {
         let mut slot = self.probe.lock();
         if slot.id != Some(id) || slot.answer.is_some() {
             return false;
         }
-        let outcome = match payload {
-            ResponsePayload::Result(_) => Ok(()),
-            // A server without `ping` answered: it is alive.
-            ResponsePayload::Error(e) if e.code == codes::METHOD_NOT_FOUND => Ok(()),
-            ResponsePayload::Error(e) => Err(e.code),
-        };
-        slot.answer = Some((Instant::now(), outcome));
+        slot.answer = Some((Instant::now(), outcome().map_err(Box::new)));
         if let Some(wake) = &slot.wake {
             wake.notify_one();
         }

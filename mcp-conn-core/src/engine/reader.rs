@@ -84,8 +84,7 @@ impl Reader {
     fn on_failed(&mut self, id: RequestId, error: TransportError) {
         tracing::warn!(connection = %self.inner.name, %id, %error, "the transport failed a request");
         if let RequestId::Int(n) = id {
-            let failed = ResponsePayload::Error(JsonRpcError::internal(error.to_string()));
-            if self.inner.answer_light_probe(n, &failed) {
+            if self.inner.fail_light_probe(n, &error) {
                 return;
             }
         }

@@ -1,10 +1,13 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_conn_core::testing::{MockLink, MockServer, MockTransport};
-use mcp_conn_core::{Client, Connection, ConnectionConfig};
+use mcp_conn_core::{
+    Client, Connection, ConnectionConfig, Link, LinkTx, Transport, TransportError,
+};
 
 /// The default config without jitter and with a short close grace.
 pub fn config() -> ConnectionConfig {
@@ -43,3 +46,57 @@ pub async fn handshake_next(server: &mut MockServer) -> MockLink {
 
 #[allow(unused_imports)]
 pub use mcp_conn_core::testing::{wait_status, within, DEADLINE};
+
+/// The config of the probe tests: an interval long enough to probe by hand,
+/// a 1 s deadline, replaced after two failures in a row.
+pub fn probing_config() -> ConnectionConfig {
+    ConnectionConfig {
+        health_check_interval: Duration::from_secs(5),
+        health_check_timeout: Duration::from_secs(1),
+        max_consecutive_health_failures: 2,
+        ..config()
+    }
+}
+
+type WrapFn = dyn Fn(Box<dyn LinkTx>) -> Box<dyn LinkTx> + Send + Sync;
+
+/// A mock transport whose links' sending halves go through `wrap` (to
+/// record, stall or fail what is written).
+#[derive(Clone)]
+pub struct WrapTx {
+    inner: MockTransport,
+    wrap: Arc<WrapFn>,
+}
+
+impl WrapTx {
+    pub fn new(
+        inner: MockTransport,
+        wrap: impl Fn(Box<dyn LinkTx>) -> Box<dyn LinkTx> + Send + Sync + 'static,
+    ) -> Self {
+        WrapTx {
+            inner,
+            wrap: Arc::new(wrap),
+        }
+    }
+}
+
+impl std::fmt::Debug for WrapTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapTx").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for WrapTx {
+    async fn connect(&self) -> Result<Link, TransportError> {
+        let link = self.inner.connect().await?;
+        Ok(Link {
+            tx: (self.wrap)(link.tx),
+            rx: link.rx,
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "wrapped"
+    }
+}
