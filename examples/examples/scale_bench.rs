@@ -190,6 +190,8 @@ struct Args {
     /// second (a smaller N at a shorter interval keeps the rate with less
     /// memory to touch).
     interval_ms: u64,
+    /// `PoolConfig::max_concurrent_probes` (the default unless given).
+    max_probes: Option<usize>,
 }
 
 fn args() -> Args {
@@ -199,6 +201,7 @@ fn args() -> Args {
         secs: 10,
         current_thread: false,
         interval_ms: 1000,
+        max_probes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -209,6 +212,7 @@ fn args() -> Args {
             "--interval-ms" => {
                 out.interval_ms = it.next().and_then(|s| s.parse().ok()).unwrap_or(1000)
             }
+            "--max-probes" => out.max_probes = it.next().and_then(|s| s.parse().ok()),
             n => out.n = n.replace('_', "").parse().unwrap_or(out.n),
         }
     }
@@ -264,6 +268,7 @@ async fn bench(
         mock,
         secs,
         interval_ms,
+        max_probes,
         ..
     }: Args,
 ) {
@@ -306,6 +311,7 @@ async fn bench(
             health_check_interval: Duration::from_millis(interval_ms.max(1)),
             ..Default::default()
         },
+        max_concurrent_probes: max_probes.unwrap_or(PoolConfig::default().max_concurrent_probes),
         ..Default::default()
     };
     let pool = ConnectionPool::with_config(config);

@@ -42,6 +42,6 @@ pub use metrics::RequestMetrics;
 pub use notification::ServerNotification;
 pub use status::{ConnectionInfo, ConnectionStatus, HealthReport, ProbeResult};
 pub use transport::{
-    Cause, ConnectFailure, Inbound, Link, LinkRx, LinkTx, TlsFailure, Transport, TransportError,
-    WireInfo,
+    Cause, ConnectFailure, DirectExchange, Inbound, Link, LinkRx, LinkTx, TlsFailure, Transport,
+    TransportError, WireInfo,
 };

@@ -6,12 +6,22 @@
 //! and a receive half so that reading never waits on writing.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::jsonrpc::{Message, RequestId};
+use crate::jsonrpc::{Message, RequestId, Response};
+
+/// A request's exchange, run by the task that sent the request (see
+/// [`LinkTx::try_exchange_now`]). It resolves to the request's response
+/// when the transport hands it straight to its caller, or to `None` when
+/// everything the exchange brought (the response too, or a failure) went to
+/// the link's receive half as usual. Dropping it abandons the exchange, as
+/// cancelling the request would.
+pub type DirectExchange = Pin<Box<dyn Future<Output = Option<Response>> + Send + 'static>>;
 
 /// Makes links to one MCP server.
 ///
@@ -148,6 +158,26 @@ pub trait LinkTx: Send + 'static {
     fn try_send_now(&mut self, msg: &Message) -> bool {
         let _ = msg;
         false
+    }
+
+    /// Starts the exchange of request `msg` now, for the task that sent it
+    /// to run: a transport whose every request is an exchange of its own
+    /// (HTTP: a POST and its reply) can so hand the response to its caller
+    /// without a hop through the link's task or one of its own. `None`:
+    /// nothing was sent, and the engine goes on as for
+    /// [`LinkTx::try_send_now`]. The default never does.
+    ///
+    /// Called under the same conditions as [`LinkTx::try_send_now`], but
+    /// for every request, not only a lone one (there is no batch to gain).
+    /// The exchange may give the response itself only if nothing else of
+    /// its reply went to the receive half before it (so that a request's
+    /// notifications are routed before its result is returned); what comes
+    /// after the response goes to the receive half. A transport must
+    /// finish on its own whatever the exchange still has to read when it
+    /// resolves: the caller drops it then.
+    fn try_exchange_now(&mut self, msg: &Message) -> Option<DirectExchange> {
+        let _ = msg;
+        None
     }
 
     /// Shuts the link down gracefully, taking at most about `grace` before

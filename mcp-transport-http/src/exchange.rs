@@ -57,6 +57,50 @@ impl From<TransportError> for Failure {
     }
 }
 
+/// A request's exchange run by the task that sent it
+/// ([`mcp_conn_core::LinkTx::try_exchange_now`]): its response is kept here
+/// for that task, instead of going through the link's receive half, when
+/// nothing of the reply went there before it.
+pub(crate) struct Direct {
+    id: RequestId,
+    /// Something of this reply went to the receive half: the response
+    /// follows it there, in order.
+    pushed: bool,
+    /// The response, kept for the caller.
+    pub(crate) response: Option<mcp_conn_core::jsonrpc::Response>,
+    /// The rest of an SSE reply after the response, still to be read to its
+    /// end (see [`Shared::finish_reply`]).
+    pub(crate) tail: Option<crate::stream::EventStream>,
+}
+
+impl Direct {
+    pub(crate) fn new(id: RequestId) -> Self {
+        Direct {
+            id,
+            pushed: false,
+            response: None,
+            tail: None,
+        }
+    }
+
+    /// Keeps `msg` if it is the response, first of the reply; else gives it
+    /// back, for the receive half.
+    pub(crate) fn offer(&mut self, msg: Message) -> Option<Message> {
+        match msg {
+            Message::Response(r)
+                if !self.pushed && self.response.is_none() && r.id.as_ref() == Some(&self.id) =>
+            {
+                self.response = Some(r);
+                None
+            }
+            msg => {
+                self.pushed = true;
+                Some(msg)
+            }
+        }
+    }
+}
+
 /// What an HTTP request is.
 #[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
@@ -432,11 +476,16 @@ impl Shared {
 
     /// POSTs one message and handles its answer.
     pub(crate) async fn deliver(self: &Arc<Self>, msg: &Message) -> Result<(), Failure> {
-        self.deliver_prepared(&self.prepare(msg)).await
+        self.deliver_prepared(&self.prepare(msg), None).await
     }
 
-    /// POSTs one prepared message and handles its answer.
-    pub(crate) async fn deliver_prepared(self: &Arc<Self>, p: &Prepared) -> Result<(), Failure> {
+    /// POSTs one prepared message and handles its answer; a request run by
+    /// its caller keeps its response in `direct`.
+    pub(crate) async fn deliver_prepared(
+        self: &Arc<Self>,
+        p: &Prepared,
+        mut direct: Option<&mut Direct>,
+    ) -> Result<(), Failure> {
         let (kind, post, is_stateless) = (&p.kind, &p.post, p.stateless);
         let mut renewed = false;
         loop {
@@ -464,7 +513,7 @@ impl Shared {
             let legacy = self.session.is_legacy();
             let initialize = matches!(kind, Kind::Initialize(_));
             if is_stateless {
-                return self.settle(resp, kind, true).await;
+                return self.settle(resp, kind, true, direct).await;
             }
             if status == StatusCode::NOT_FOUND
                 && sent_session.is_some()
@@ -490,9 +539,9 @@ impl Shared {
                 // An old server: use HTTP+SSE.
                 tracing::info!(%status, "initialize was refused; trying the HTTP+SSE transport");
                 self.open_legacy().await?;
-                return Box::pin(self.deliver_prepared(p)).await;
+                return Box::pin(self.deliver_prepared(p, direct.as_deref_mut())).await;
             }
-            return self.settle(resp, kind, false).await;
+            return self.settle(resp, kind, false, direct).await;
         }
     }
 
@@ -502,10 +551,11 @@ impl Shared {
         resp: Response<Incoming>,
         kind: &Kind,
         stateless: bool,
+        mut direct: Option<&mut Direct>,
     ) -> Result<(), Failure> {
         let status = resp.status();
         if !status.is_success() {
-            return self.refusal(resp, kind, stateless).await;
+            return self.refusal(resp, kind, stateless, direct).await;
         }
         if matches!(kind, Kind::Initialize(_)) {
             self.session.set_id(resp.headers().get(SESSION_HEADER));
@@ -518,7 +568,7 @@ impl Shared {
             (Content::EventStream, _) => {
                 let id = kind.request_id().cloned();
                 return self
-                    .read_reply_stream(resp.into_body(), id, kind, stateless)
+                    .read_reply_stream(resp.into_body(), id, kind, stateless, direct)
                     .await;
             }
             (Content::Json, _) => {
@@ -528,7 +578,7 @@ impl Shared {
                 match messages(&body) {
                     Ok(msgs) => {
                         for m in msgs {
-                            self.push(m).await;
+                            self.hand_on(m, direct.as_deref_mut()).await;
                         }
                     }
                     Err(e) if kind.request_id().is_some() => {
@@ -564,6 +614,7 @@ impl Shared {
         resp: Response<Incoming>,
         kind: &Kind,
         stateless: bool,
+        mut direct: Option<&mut Direct>,
     ) -> Result<(), Failure> {
         let (status, headers, body) = split(resp).await;
         let error = status_error(status, &headers, &body);
@@ -585,7 +636,7 @@ impl Shared {
                     });
                     if answers {
                         for m in msgs {
-                            self.push(m).await;
+                            self.hand_on(m, direct.as_deref_mut()).await;
                         }
                         return Ok(());
                     }

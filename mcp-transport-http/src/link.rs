@@ -17,13 +17,13 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::dns::Name;
 use mcp_conn_core::jsonrpc::{Message, RequestId};
-use mcp_conn_core::{Inbound, Link, LinkRx, LinkTx, TransportError};
+use mcp_conn_core::{DirectExchange, Inbound, Link, LinkRx, LinkTx, TransportError};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Credentials, HttpMode, Settings};
-use crate::exchange::{Content, Failure, Outgoing};
+use crate::exchange::{Content, Direct, Failure, Outgoing};
 use crate::failure::DnsError;
 use crate::stream::{EventStream, StreamItem};
 
@@ -127,12 +127,60 @@ pub(crate) async fn open(settings: Arc<Settings>) -> Result<Link, TransportError
 impl Shared {
     /// Hands a message to the engine.
     pub(crate) async fn push(&self, msg: Message) {
-        self.session.note_initialize_result(&msg);
-        self.tools.note_response(&msg);
+        self.note(&msg);
+        self.forward(msg).await;
+    }
+
+    async fn forward(&self, msg: Message) {
         let _ = self
             .incoming
             .send(Item::Inbound(Inbound::Message(msg)))
             .await;
+    }
+
+    /// What the link learns from a message the server sent.
+    fn note(&self, msg: &Message) {
+        self.session.note_initialize_result(msg);
+        self.tools.note_response(msg);
+    }
+
+    /// Hands a message of an exchange on: to the caller that runs the
+    /// exchange if it is that caller's response and nothing of the reply
+    /// went to the engine before it; to the engine otherwise.
+    pub(crate) async fn hand_on(&self, msg: Message, direct: Option<&mut Direct>) {
+        self.note(&msg);
+        let msg = match direct {
+            Some(d) => match d.offer(msg) {
+                Some(msg) => msg,
+                None => return,
+            },
+            None => msg,
+        };
+        self.forward(msg).await;
+    }
+
+    /// How an exchange ended, for the engine: a request failed alone, or
+    /// the link lost.
+    async fn report(&self, outcome: Result<(), Failure>, request_id: Option<RequestId>) {
+        match (outcome, request_id) {
+            (Ok(()), _) => {}
+            (Err(Failure::Request(error)), Some(id)) => self.fail_request(id, error).await,
+            (Err(Failure::Request(error) | Failure::Link(error)), _) => self.fatal(error).await,
+        }
+    }
+
+    /// Reads what is left of a reply stream after its response, which its
+    /// caller already has: at once if it has all arrived, else in a task
+    /// of the link's (holding the in-flight slot until done).
+    fn finish_reply(self: &Arc<Self>, mut stream: EventStream, permit: OwnedSemaphorePermit) {
+        let shared = self.clone();
+        let mut tail = Box::pin(async move {
+            shared.read_reply_tail(&mut stream).await;
+            drop(permit);
+        });
+        if futures_util::FutureExt::now_or_never(&mut tail).is_none() {
+            self.spawn_owned(tail);
+        }
     }
 
     /// Fails one request; the link lives on.
@@ -291,20 +339,38 @@ impl HttpTx {
         self.shared.tasks.spawn(async move {
             let outcome = tokio::select! {
                 () = own.cancelled() => Ok(()),
-                outcome = shared.deliver_prepared(&prepared) => outcome,
+                outcome = shared.deliver_prepared(&prepared, None) => outcome,
             };
             if let Some(id) = &request_id {
                 shared.in_flight.lock().remove(id);
             }
-            match (outcome, request_id) {
-                (Ok(()), _) => {}
-                (Err(Failure::Request(error)), Some(id)) => shared.fail_request(id, error).await,
-                (Err(Failure::Request(error) | Failure::Link(error)), _) => {
-                    shared.fatal(error).await;
-                }
-            }
+            shared.report(outcome, request_id).await;
             drop(permit);
         });
+    }
+
+    /// POSTs request `msg` in the caller's task (see
+    /// [`LinkTx::try_exchange_now`]): no task of its own, no cancellation
+    /// token (dropping it is the cancellation), and its response straight
+    /// to the caller when it comes first in the reply.
+    fn exchange_now(
+        &self,
+        msg: &Message,
+        id: RequestId,
+        permit: OwnedSemaphorePermit,
+    ) -> DirectExchange {
+        let prepared = self.shared.prepare(msg);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let mut direct = Direct::new(id.clone());
+            let outcome = shared.deliver_prepared(&prepared, Some(&mut direct)).await;
+            shared.report(outcome, Some(id)).await;
+            match direct.tail.take() {
+                Some(tail) => shared.finish_reply(tail, permit),
+                None => drop(permit),
+            }
+            direct.response
+        })
     }
 
     /// Drops the exchange of the request a `notifications/cancelled` names.
@@ -380,6 +446,21 @@ impl LinkTx for HttpTx {
         self.shared.stateless.store(stateless, Ordering::Relaxed);
         self.spawn(msg, permit);
         true
+    }
+
+    /// Every request's POST is run by its caller, if a slot under the
+    /// in-flight limit is free.
+    fn try_exchange_now(&mut self, msg: &Message) -> Option<DirectExchange> {
+        let Message::Request(r) = msg else {
+            return None;
+        };
+        if self.closed {
+            return None;
+        }
+        let permit = self.shared.permits.clone().try_acquire_owned().ok()?;
+        let stateless = crate::stateless::version_of(r).is_some();
+        self.shared.stateless.store(stateless, Ordering::Relaxed);
+        Some(self.exchange_now(msg, r.id.clone(), permit))
     }
 
     async fn close(&mut self, grace: Duration) -> Result<(), TransportError> {

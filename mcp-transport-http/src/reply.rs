@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use mcp_conn_core::jsonrpc::{Message, RequestId};
 use mcp_conn_core::TransportError;
 
-use crate::exchange::{refused, Content, Failure, Kind, Outgoing};
+use crate::exchange::{refused, Content, Direct, Failure, Kind, Outgoing};
 use crate::link::Shared;
 use crate::stream::{EventStream, StreamItem};
 
@@ -29,6 +29,7 @@ impl Shared {
         id: Option<RequestId>,
         kind: &Kind,
         stateless: bool,
+        mut direct: Option<&mut Direct>,
     ) -> Result<(), Failure> {
         let mut stream = EventStream::new(
             body,
@@ -42,10 +43,15 @@ impl Shared {
                         matches!((m, &id), (Message::Response(r), Some(want)) if r.id.as_ref() == Some(want))
                     });
                     for m in msgs {
-                        self.push(m).await;
+                        self.hand_on(m, direct.as_deref_mut()).await;
                     }
                     if answered {
-                        self.read_reply_tail(&mut stream).await;
+                        match direct {
+                            // Its caller has the response: the tail is read
+                            // after it returns (`finish_reply`).
+                            Some(d) if d.response.is_some() => d.tail = Some(stream),
+                            _ => self.read_reply_tail(&mut stream).await,
+                        }
                         return Ok(());
                     }
                     continue;
@@ -79,7 +85,7 @@ impl Shared {
     /// closes it, and the next request would wait for a new one. Anything
     /// else the server sends there still reaches the engine; a failure here
     /// fails nothing.
-    async fn read_reply_tail(&self, stream: &mut EventStream) {
+    pub(crate) async fn read_reply_tail(&self, stream: &mut EventStream) {
         let tail = async {
             while let Ok(Some(item)) = stream.next().await {
                 if let StreamItem::Messages(msgs) = item {

@@ -14,10 +14,11 @@ use tokio::time::Instant;
 use super::options::RequestOptions;
 use super::pending::{ClientInner, PendingGuard, ProgressState, Queue, Reply, Slot};
 use crate::error::Error;
-use crate::jsonrpc::{Message, Request, RequestId};
+use crate::jsonrpc::{Message, Request, RequestId, Response};
 use crate::metrics::{Counters, Gauge};
 use crate::notification::ServerNotification;
 use crate::protocol::*;
+use crate::transport::DirectExchange;
 
 /// A handle to one live MCP session: cheap to clone, usable from many tasks at
 /// once. Requests are multiplexed over the one link and answered in any order.
@@ -231,11 +232,16 @@ impl Client {
             request = request.with_raw_param("requestState", state.to_owned());
         }
         let msg = Message::Request(request);
-        if inner.send(Queue::Out, msg, alone).await.is_err() {
-            guard.armed = false;
-            inner.pending().map.remove(&guard.id);
-            return Err(inner.closed_error());
-        }
+        // A transport may run the exchange here (HTTP): polled beside the
+        // wait below, it may hand over the response itself.
+        let mut exchange = match inner.send_request(msg, alone).await {
+            Ok(exchange) => exchange,
+            Err(()) => {
+                guard.armed = false;
+                inner.pending().map.remove(&guard.id);
+                return Err(inner.closed_error());
+            }
+        };
 
         let timeout = opts.timeout.unwrap_or(inner.request_timeout);
         let started = Instant::now();
@@ -257,21 +263,21 @@ impl Client {
             tokio::select! {
                 reply = &mut rx => {
                     guard.armed = false;
-                    return match reply {
-                        Ok(Reply::Result(raw)) => Ok(raw),
-                        Ok(Reply::Rpc(error)) => Err(Error::Rpc {
-                            connection: inner.name.clone(),
-                            method: method.to_owned(),
-                            error,
-                        }),
-                        Ok(Reply::Failed(e)) => Err(e),
-                        Ok(Reply::Transport(source)) => Err(Error::Transport {
-                            connection: inner.name.clone(),
-                            method: method.to_owned(),
-                            source,
-                        }),
-                        Err(_) => Err(inner.closed_error()),
-                    };
+                    return outcome(inner, method, reply.ok());
+                }
+                direct = drive(&mut exchange) => {
+                    exchange = None;
+                    // The response, unless the session ended meanwhile (its
+                    // error is then in `rx`).
+                    let slot = direct.and_then(|resp| {
+                        let slot = inner.pending().map.remove(&guard.id)?;
+                        drop(slot);
+                        Some(Reply::from(resp.payload))
+                    });
+                    if let Some(reply) = slot {
+                        guard.armed = false;
+                        return outcome(inner, method, Some(reply));
+                    }
                 }
                 () = &mut sleep => {
                     guard.abandon("timeout");
@@ -600,6 +606,39 @@ impl Client {
             &RequestOptions::default(),
         )
         .await
+    }
+}
+
+/// A request's outcome from its reply (`None`: the reply channel closed,
+/// the session ended).
+fn outcome(
+    inner: &ClientInner,
+    method: &str,
+    reply: Option<Reply>,
+) -> Result<Box<RawValue>, Error> {
+    match reply {
+        Some(Reply::Result(raw)) => Ok(raw),
+        Some(Reply::Rpc(error)) => Err(Error::Rpc {
+            connection: inner.name.clone(),
+            method: method.to_owned(),
+            error,
+        }),
+        Some(Reply::Failed(e)) => Err(e),
+        Some(Reply::Transport(source)) => Err(Error::Transport {
+            connection: inner.name.clone(),
+            method: method.to_owned(),
+            source,
+        }),
+        None => Err(inner.closed_error()),
+    }
+}
+
+/// Runs a request's exchange, if its transport gave one; pending forever
+/// when not (or once it resolved: the caller clears it).
+async fn drive(exchange: &mut Option<DirectExchange>) -> Option<Response> {
+    match exchange {
+        Some(exchange) => exchange.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::options::ProgressCallback;
 use super::session::LinkLostHook;
 use crate::error::Error;
-use crate::jsonrpc::{JsonRpcError, Message, RequestId};
+use crate::jsonrpc::{JsonRpcError, Message, RequestId, ResponsePayload};
 use crate::metrics::Counters;
 use crate::notification::Notifier;
 use crate::protocol::*;
-use crate::transport::{LinkTx, TransportError};
+use crate::transport::{DirectExchange, LinkTx, TransportError};
 
 /// A message waiting for the writer. Boxed: a tokio channel allocates its
 /// slots 32 at a time, up front, so a slot of 8 bytes instead of a
@@ -33,6 +33,15 @@ pub(super) enum Reply {
     Failed(Error),
     /// The transport failed this request alone (see [`Inbound::Failed`]).
     Transport(TransportError),
+}
+
+impl From<ResponsePayload> for Reply {
+    fn from(payload: ResponsePayload) -> Self {
+        match payload {
+            ResponsePayload::Result(raw) => Reply::Result(raw),
+            ResponsePayload::Error(e) => Reply::Rpc(e),
+        }
+    }
 }
 
 pub(super) struct Slot {
@@ -62,6 +71,18 @@ pub(super) struct WriterSlot {
     /// The link task stopped in the middle of a write: no more direct
     /// writes (the close comes next).
     pub(super) closing: bool,
+}
+
+impl WriterSlot {
+    /// The sending half, if a sender may use it now: it is here, nothing
+    /// queued is unwritten, and the link is not closing.
+    fn free(&mut self) -> Option<&mut Box<dyn LinkTx>> {
+        if self.unwritten == 0 && !self.closing {
+            self.tx.as_mut()
+        } else {
+            None
+        }
+    }
 }
 
 /// Which queue a message that cannot be written at once waits in.
@@ -137,11 +158,9 @@ impl ClientInner {
     /// the message back to queue.
     fn send_now(&self, msg: Message, direct: bool) -> Result<(), Message> {
         let mut w = self.writer.lock();
-        if direct && w.unwritten == 0 && !w.closing {
-            if let Some(tx) = w.tx.as_mut() {
-                if tx.try_send_now(&msg) {
-                    return Ok(());
-                }
+        if let Some(tx) = w.free().filter(|_| direct) {
+            if tx.try_send_now(&msg) {
+                return Ok(());
             }
         }
         w.unwritten += 1;
@@ -162,6 +181,37 @@ impl ClientInner {
         let Err(msg) = self.send_now(msg, direct) else {
             return Ok(());
         };
+        self.enqueue(queue, msg).await
+    }
+
+    /// Sends request `msg` as [`ClientInner::send`] does (`alone`: no
+    /// other request waits for an answer), but first offers the link to
+    /// run its exchange in the caller's task
+    /// ([`LinkTx::try_exchange_now`]), under the same rule that nothing
+    /// overtakes a queued message.
+    pub(super) async fn send_request(
+        &self,
+        msg: Message,
+        alone: bool,
+    ) -> Result<Option<DirectExchange>, ()> {
+        let msg = {
+            let mut w = self.writer.lock();
+            if let Some(tx) = w.free() {
+                if let Some(exchange) = tx.try_exchange_now(&msg) {
+                    return Ok(Some(exchange));
+                }
+                if alone && tx.try_send_now(&msg) {
+                    return Ok(None);
+                }
+            }
+            w.unwritten += 1;
+            msg
+        };
+        self.enqueue(Queue::Out, msg).await.map(|()| None)
+    }
+
+    /// Queues `msg`, already counted as unwritten, waiting for room.
+    async fn enqueue(&self, queue: Queue, msg: Message) -> Result<(), ()> {
         let counted = Unwritten {
             inner: self,
             armed: true,

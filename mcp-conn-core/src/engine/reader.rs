@@ -118,11 +118,7 @@ impl Reader {
         let slot = self.inner.pending().map.remove(&id);
         match slot {
             Some(slot) => {
-                let reply = match resp.payload {
-                    ResponsePayload::Result(raw) => Reply::Result(raw),
-                    ResponsePayload::Error(e) => Reply::Rpc(e),
-                };
-                let _ = slot.reply.send(reply);
+                let _ = slot.reply.send(Reply::from(resp.payload));
             }
             None => {
                 // Unknown or late answers are dropped.

@@ -337,9 +337,15 @@ async fn interactive(st: &Arc<State>, id: &Value, tool: &str) -> Response<Body> 
                 Err(_) => text("no answer"),
             }
         } else {
+            // The notification and the result in one chunk: the client
+            // reads both at once, and must still route the notification
+            // before it returns the result.
             let note = json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "working"}});
-            let _ = tx.send(Bytes::from(format!("data: {note}\n\n"))).await;
-            text("notified")
+            let result = rpc_result(&id, text("notified"));
+            let _ = tx
+                .send(Bytes::from(format!("data: {note}\n\ndata: {result}\n\n")))
+                .await;
+            return;
         };
         let _ = tx
             .send(Bytes::from(format!(
