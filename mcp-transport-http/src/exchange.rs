@@ -134,6 +134,11 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// Whether it is a request of the stateless era.
+    pub(crate) fn is_stateless(&self) -> bool {
+        self.stateless
+    }
+
     /// The id of the request it is, if it is one.
     pub(crate) fn request_id(&self) -> Option<&RequestId> {
         match &self.kind {

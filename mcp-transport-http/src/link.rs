@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Credentials, HttpMode, Settings};
-use crate::exchange::{Content, Direct, Failure, Outgoing};
+use crate::exchange::{Content, Direct, Failure, Outgoing, Prepared};
 use crate::failure::DnsError;
 use crate::stream::{EventStream, StreamItem};
 
@@ -173,14 +173,14 @@ impl Shared {
     /// caller already has: at once if it has all arrived, else in a task
     /// of the link's (holding the in-flight slot until done).
     fn finish_reply(self: &Arc<Self>, mut stream: EventStream, permit: OwnedSemaphorePermit) {
+        if stream.ended_now() {
+            return;
+        }
         let shared = self.clone();
-        let mut tail = Box::pin(async move {
+        self.spawn_owned(async move {
             shared.read_reply_tail(&mut stream).await;
             drop(permit);
         });
-        if futures_util::FutureExt::now_or_never(&mut tail).is_none() {
-            self.spawn_owned(tail);
-        }
     }
 
     /// Fails one request; the link lives on.
@@ -328,8 +328,7 @@ impl HttpTx {
     /// POSTs `msg` in a task of its own; a request's exchange can also be
     /// dropped on its own, when the engine cancels the request. The message
     /// is serialised here, so the task holds its bytes, not a copy of it.
-    fn spawn(&self, msg: &Message, permit: OwnedSemaphorePermit) {
-        let prepared = self.shared.prepare(msg);
+    fn spawn(&self, prepared: Prepared, permit: OwnedSemaphorePermit) {
         let shared = self.shared.clone();
         let own = self.shared.cancel.child_token();
         let request_id = prepared.request_id().cloned();
@@ -355,11 +354,10 @@ impl HttpTx {
     /// to the caller when it comes first in the reply.
     fn exchange_now(
         &self,
-        msg: &Message,
+        prepared: Prepared,
         id: RequestId,
         permit: OwnedSemaphorePermit,
     ) -> DirectExchange {
-        let prepared = self.shared.prepare(msg);
         let shared = self.shared.clone();
         Box::pin(async move {
             let mut direct = Direct::new(id.clone());
@@ -371,6 +369,16 @@ impl HttpTx {
             }
             direct.response
         })
+    }
+
+    /// Makes a request ready to POST, and notes whether the link speaks
+    /// the stateless era (it does when its last request did).
+    fn prepare(&self, msg: &Message) -> Prepared {
+        let prepared = self.shared.prepare(msg);
+        self.shared
+            .stateless
+            .store(prepared.is_stateless(), Ordering::Relaxed);
+        prepared
     }
 
     /// Drops the exchange of the request a `notifications/cancelled` names.
@@ -399,10 +407,10 @@ impl LinkTx for HttpTx {
             return Err(TransportError::Closed);
         }
         self.cancel_exchange(msg);
+        let mut prepared = None;
         match msg {
-            Message::Request(r) => {
-                let stateless = crate::stateless::version_of(r).is_some();
-                self.shared.stateless.store(stateless, Ordering::Relaxed);
+            Message::Request(_) => {
+                prepared = Some(self.prepare(msg));
             }
             Message::Notification(n) if self.shared.stateless.load(Ordering::Relaxed) => {
                 // The stateless era sends no notifications over HTTP; a
@@ -425,7 +433,8 @@ impl LinkTx for HttpTx {
             .acquire_owned()
             .await
             .map_err(|_| TransportError::Closed)?;
-        self.spawn(msg, permit);
+        let prepared = prepared.unwrap_or_else(|| self.shared.prepare(msg));
+        self.spawn(prepared, permit);
         Ok(())
     }
 
@@ -433,18 +442,14 @@ impl LinkTx for HttpTx {
     /// in-flight limit is free. Notifications take `send` (`initialized` is
     /// delivered in order, the stateless era drops them).
     fn try_send_now(&mut self, msg: &Message) -> bool {
-        let Message::Request(r) = msg else {
-            return false;
-        };
-        if self.closed {
+        if !matches!(msg, Message::Request(_)) || self.closed {
             return false;
         }
         let Ok(permit) = self.shared.permits.clone().try_acquire_owned() else {
             return false;
         };
-        let stateless = crate::stateless::version_of(r).is_some();
-        self.shared.stateless.store(stateless, Ordering::Relaxed);
-        self.spawn(msg, permit);
+        let prepared = self.prepare(msg);
+        self.spawn(prepared, permit);
         true
     }
 
@@ -458,9 +463,8 @@ impl LinkTx for HttpTx {
             return None;
         }
         let permit = self.shared.permits.clone().try_acquire_owned().ok()?;
-        let stateless = crate::stateless::version_of(r).is_some();
-        self.shared.stateless.store(stateless, Ordering::Relaxed);
-        Some(self.exchange_now(msg, r.id.clone(), permit))
+        let prepared = self.prepare(msg);
+        Some(self.exchange_now(prepared, r.id.clone(), permit))
     }
 
     async fn close(&mut self, grace: Duration) -> Result<(), TransportError> {

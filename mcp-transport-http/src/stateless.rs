@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue, InvalidHeaderValue};
 use mcp_conn_core::era::{header_value, meta, tool_param_headers};
 use mcp_conn_core::jsonrpc::{Message, Request, RequestId};
 use serde::Deserialize;
@@ -30,12 +30,43 @@ pub(crate) fn version_of(req: &Request) -> Option<Cow<'_, str>> {
     #[derive(Deserialize)]
     struct Version<'a> {
         // `meta::PROTOCOL_VERSION` (an attribute takes no constant; a test
-        // checks they agree).
+        // checks they agree). Raw: serde copies an `Option<Cow<str>>`.
         #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
-        version: Option<Cow<'a, str>>,
+        version: Option<&'a serde_json::value::RawValue>,
     }
     let raw = req.raw_param("_meta")?;
-    serde_json::from_str::<Version<'_>>(raw.get()).ok()?.version
+    let version = serde_json::from_str::<Version<'_>>(raw.get())
+        .ok()?
+        .version?;
+    match serde_json::from_str::<&str>(version.get()) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        // Escapes: copied once unescaped.
+        Err(_) => serde_json::from_str::<String>(version.get())
+            .ok()
+            .map(Cow::Owned),
+    }
+}
+
+/// The MCP methods a client sends, as static text: their `Mcp-Method`
+/// header needs no copy.
+fn static_method(method: &str) -> Option<&'static str> {
+    const METHODS: &[&str] = &[
+        "tools/call",
+        "tools/list",
+        "resources/read",
+        "resources/list",
+        "resources/templates/list",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/get",
+        "prompts/list",
+        "completion/complete",
+        "logging/setLevel",
+        "ping",
+        "server/discover",
+        "initialize",
+    ];
+    METHODS.iter().copied().find(|m| *m == method)
 }
 
 /// What the link knows of the server's tools, for their `Mcp-Param-*`
@@ -89,14 +120,22 @@ impl ToolHeaders {
     /// The headers of a stateless request.
     pub(crate) fn headers(&self, req: &Request, version: &str) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = Vec::with_capacity(3);
-        let mut add = |name: HeaderName, value: &str| match HeaderValue::from_str(value) {
+        let mut put = |name: HeaderName, value: Result<HeaderValue, InvalidHeaderValue>| match value
+        {
             Ok(v) => out.push((name, v)),
             Err(_) => {
                 tracing::warn!(header = %name, "a header value cannot be sent; header left out")
             }
         };
-        add(HeaderName::from_static("mcp-protocol-version"), version);
-        add(HeaderName::from_static("mcp-method"), &req.method);
+        put(
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderValue::from_str(version),
+        );
+        let method = match static_method(&req.method) {
+            Some(method) => Ok(HeaderValue::from_static(method)),
+            None => HeaderValue::from_str(&req.method),
+        };
+        put(HeaderName::from_static("mcp-method"), method);
         let params = req.params.as_ref();
         let name = match req.method.as_str() {
             "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
@@ -104,7 +143,10 @@ impl ToolHeaders {
             _ => None,
         };
         if let Some(value) = name.and_then(header_value) {
-            add(HeaderName::from_static("mcp-name"), &value);
+            put(
+                HeaderName::from_static("mcp-name"),
+                HeaderValue::from_str(&value),
+            );
         }
         if req.method == "tools/call" {
             let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
@@ -118,7 +160,7 @@ impl ToolHeaders {
                     continue; // null or absent: no header
                 };
                 match HeaderName::try_from(format!("mcp-param-{header}")) {
-                    Ok(name) => add(name, &value),
+                    Ok(name) => put(name, HeaderValue::from_str(&value)),
                     Err(_) => tracing::warn!(%header, "not a valid header name; header left out"),
                 }
             }

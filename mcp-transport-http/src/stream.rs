@@ -7,9 +7,12 @@
 //! messages.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use mcp_conn_core::jsonrpc::{parse_frame, Frame, Message, ParseError};
 use mcp_conn_core::TransportError;
@@ -106,6 +109,28 @@ impl EventStream {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether the stream has ended already, looked at without waiting:
+    /// nothing is buffered and the body's end has arrived. What arrived
+    /// instead is kept for [`EventStream::next`].
+    pub(crate) fn ended_now(&mut self) -> bool {
+        if !self.parser.is_idle() {
+            return false;
+        }
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        match Pin::new(&mut self.body).poll_frame(&mut cx) {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    self.parser.push(&data);
+                }
+                false
+            }
+            // A failure is seen again by `next`; the body polled after an
+            // error ends.
+            Poll::Ready(Some(Err(_))) | Poll::Pending => false,
         }
     }
 

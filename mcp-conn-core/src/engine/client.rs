@@ -462,16 +462,18 @@ impl Client {
             params.insert("arguments".into(), arguments);
         }
         let params = Value::Object(params);
-        match self.request("tools/call", Some(params.clone()), opts).await {
+        // Only the stateless era retries (below): only it keeps a copy.
+        let retry = self.is_stateless().then(|| params.clone());
+        match self.request("tools/call", Some(params), opts).await {
             // Stateless era: the server says a header does not match (our
             // idea of the tool's `x-mcp-header`s is stale): list the tools
             // again (the transport learns their schemas) and retry once.
             Err(Error::Rpc { error, .. })
-                if self.is_stateless() && error.code == crate::era::codes::HEADER_MISMATCH =>
+                if retry.is_some() && error.code == crate::era::codes::HEADER_MISMATCH =>
             {
                 tracing::info!(connection = %self.inner.name, tool = %name, "header mismatch (-32020): listing tools again and retrying once");
                 self.list_tools().await?;
-                self.request("tools/call", Some(params), opts).await
+                self.request("tools/call", retry, opts).await
             }
             other => other,
         }

@@ -91,11 +91,31 @@ impl StatelessMeta {
     }
 }
 
-/// The part of a result that says whether it is complete.
+/// The part of a result that says whether it is complete (borrowed: read
+/// on every stateless result, it copies nothing).
 #[derive(Deserialize)]
-struct Kind {
-    #[serde(rename = "resultType")]
-    result_type: Option<String>,
+struct Kind<'a> {
+    #[serde(rename = "resultType", borrow)]
+    result_type: Option<&'a RawValue>,
+}
+
+/// Whether a result asks for input (`"resultType": "input_required"`).
+fn input_required(result: &RawValue) -> bool {
+    let Ok(Kind {
+        result_type: Some(kind),
+    }) = serde_json::from_str::<Kind<'_>>(result.get())
+    else {
+        // Missing (or not an object): complete.
+        return false;
+    };
+    match kind.get() {
+        "\"input_required\"" => true,
+        // Written with escapes: read it as a string.
+        text if text.contains('\\') => {
+            serde_json::from_str::<String>(text).is_ok_and(|k| k == "input_required")
+        }
+        _ => false,
+    }
 }
 
 /// What the next round carries: `inputResponses` and `requestState`.
@@ -150,10 +170,7 @@ impl Client {
                 }
             }
             let raw = self.send_reissuing(method, this, state, opts).await?;
-            let kind: Option<String> = serde_json::from_str::<Kind>(raw.get())
-                .ok()
-                .and_then(|k| k.result_type);
-            if kind.as_deref() != Some("input_required") {
+            if !input_required(&raw) {
                 // A missing `resultType` means complete.
                 return Ok(raw);
             }
@@ -192,10 +209,18 @@ impl Client {
         opts: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         let mut reissues = 0;
+        // A `tools/call` is never sent twice: its params need no copy.
+        let once = method == "tools/call";
+        let mut params = Some(params);
         loop {
             let stateless = self.inner.stateless.get();
+            let this = if once {
+                params.take().flatten()
+            } else {
+                params.clone().flatten()
+            };
             match self
-                .send_request_as(method, params.clone(), request_state, opts, stateless)
+                .send_request_as(method, this, request_state, opts, stateless)
                 .await
             {
                 Err(Error::Transport { source, .. })
@@ -256,5 +281,28 @@ impl Client {
             out.insert(key, answer);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_required;
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn a_result_asks_for_input_only_when_it_says_so() {
+        let asks = |text: &str| {
+            let raw = RawValue::from_string(text.to_owned()).expect("JSON");
+            input_required(&raw)
+        };
+        assert!(asks(r#"{"content":[],"resultType":"input_required"}"#));
+        assert!(asks(r#"{"resultType":"input\u005frequired"}"#), "escaped");
+        assert!(!asks(
+            r#"{"content":[{"type":"text","text":"\"input_required\""}]}"#
+        ));
+        assert!(!asks(r#"{"resultType":"complete"}"#));
+        assert!(!asks(r#"{"resultType":null}"#));
+        assert!(!asks(r#"{}"#));
+        assert!(!asks(r#"[1]"#));
     }
 }

@@ -51,24 +51,37 @@ async fn a_10_mib_response_arrives_whole() {
     }
 }
 
+/// With SSE replies too: a reply whose end has arrived with its response
+/// is finished at once, one whose end comes later by a task (below); either
+/// way its connection goes back to the pool.
 #[tokio::test]
 async fn requests_reuse_one_kept_alive_connection() {
-    let srv = server(Behavior::default()).await;
-    let conn = connection(&srv.url());
-    within("connect", conn.connect()).await.expect("connects");
-    echo(&conn, "warm").await;
-    common::eventually("the GET attempt", || {
-        srv.requests().iter().any(|r| r.method == Method::GET)
-    })
-    .await;
-    // The handshake's concurrent POSTs may have opened a second pooled
-    // connection; from here on, sequential calls must reuse them.
-    let before = srv.connections();
-    for i in 0..20 {
-        echo(&conn, &i.to_string()).await;
+    for reply in [Reply::Json, Reply::Sse] {
+        let srv = server(Behavior {
+            reply,
+            ..Default::default()
+        })
+        .await;
+        let conn = connection(&srv.url());
+        within("connect", conn.connect()).await.expect("connects");
+        echo(&conn, "warm").await;
+        common::eventually("the GET attempt", || {
+            srv.requests().iter().any(|r| r.method == Method::GET)
+        })
+        .await;
+        // The handshake's concurrent POSTs may have opened a second pooled
+        // connection; from here on, sequential calls must reuse them.
+        let before = srv.connections();
+        for i in 0..20 {
+            echo(&conn, &i.to_string()).await;
+        }
+        assert_eq!(
+            srv.connections(),
+            before,
+            "20 calls opened new connections ({reply:?})"
+        );
+        assert!(before <= 3, "{before} connections ({reply:?})");
     }
-    assert_eq!(srv.connections(), before, "20 calls opened new connections");
-    assert!(before <= 3, "{before} connections");
 }
 
 /// An SSE reply is read to its end after its response, so that its
