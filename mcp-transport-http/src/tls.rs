@@ -2,9 +2,13 @@
 //! web's roots, extra PEM files), the client certificate for mutual TLS, and
 //! the `rustls` client configuration made from them once, in `build()`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
 
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
@@ -19,7 +23,7 @@ use crate::proxy::Env;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TlsRoots {
-    /// The platform's trust store (read with `rustls-native-certs`, which
+    /// The platform's trust store (read once per process with `rustls-native-certs`, which
     /// honours `SSL_CERT_FILE`/`SSL_CERT_DIR` of the process), plus the
     /// web's roots (Mozilla's list, built in). Default.
     #[default]
@@ -57,6 +61,48 @@ pub(crate) struct TlsOptions {
     pub(crate) identity: Option<(Pem, Pem)>,
 }
 
+/// The platform's trust store, read and parsed once per process: reading
+/// and parsing it takes tens of milliseconds, which a pool of many HTTP
+/// servers would otherwise pay for each one (a store changed while the
+/// process runs is seen by the next process).
+fn platform_roots() -> &'static RootCertStore {
+    static PLATFORM: OnceLock<RootCertStore> = OnceLock::new();
+    PLATFORM.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::debug!(error = %e, "could not read part of the platform's trust store");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        tracing::debug!(added, ignored, "platform trust store");
+        roots
+    })
+}
+
+/// The authorities `roots` names, before any extra one (made once per
+/// process and kind).
+fn base_roots(roots: TlsRoots) -> RootCertStore {
+    static BOTH: OnceLock<RootCertStore> = OnceLock::new();
+    static WEB: OnceLock<RootCertStore> = OnceLock::new();
+    let web = || webpki_roots::TLS_SERVER_ROOTS.iter().cloned();
+    match roots {
+        TlsRoots::PlatformAndWeb => BOTH
+            .get_or_init(|| {
+                let mut both = platform_roots().clone();
+                both.extend(web());
+                both
+            })
+            .clone(),
+        TlsRoots::Platform => platform_roots().clone(),
+        TlsRoots::Web => WEB
+            .get_or_init(|| RootCertStore {
+                roots: web().collect(),
+            })
+            .clone(),
+        TlsRoots::ExtraOnly => RootCertStore::empty(),
+    }
+}
+
 fn tls_error(setting: &'static str, reason: impl Into<String>) -> HttpConfigError {
     HttpConfigError::Tls {
         setting,
@@ -64,17 +110,45 @@ fn tls_error(setting: &'static str, reason: impl Into<String>) -> HttpConfigErro
     }
 }
 
+/// Certificates read from PEM files, kept by path while the file's size
+/// and modification time stay the same: many transports given the same
+/// bundle (a `ca_file`, `NODE_EXTRA_CA_CERTS`) decode it once.
+type FileCache = HashMap<PathBuf, (u64, Option<SystemTime>, Arc<[CertificateDer<'static>]>)>;
+
+fn pem_file(path: &Path) -> Result<Arc<[CertificateDer<'static>]>, String> {
+    static FILES: OnceLock<Mutex<FileCache>> = OnceLock::new();
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let stamp = (meta.len(), meta.modified().ok());
+    let files = FILES.get_or_init(Mutex::default);
+    if let Some((len, modified, certs)) = files.lock().get(path) {
+        if (*len, *modified) == stamp {
+            return Ok(certs.clone());
+        }
+    }
+    // Read without the lock held.
+    let certs: Arc<[CertificateDer<'static>]> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?
+        .into();
+    files
+        .lock()
+        .insert(path.to_path_buf(), (stamp.0, stamp.1, certs.clone()));
+    Ok(certs)
+}
+
 fn certificates(
     pem: &Pem,
     setting: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, HttpConfigError> {
-    let found: Result<Vec<_>, _> = match pem {
-        Pem::File(path) => CertificateDer::pem_file_iter(path)
+    let found: Vec<_> = match pem {
+        Pem::File(path) => pem_file(path)
             .map_err(|e| tls_error(setting, format!("{}: {e}", path.display())))?
-            .collect(),
-        Pem::Inline(bytes) => CertificateDer::pem_slice_iter(bytes).collect(),
+            .to_vec(),
+        Pem::Inline(bytes) => CertificateDer::pem_slice_iter(bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls_error(setting, format!("{pem:?}: {e}")))?,
     };
-    let found = found.map_err(|e| tls_error(setting, format!("{pem:?}: {e}")))?;
     if found.is_empty() {
         return Err(tls_error(
             setting,
@@ -99,18 +173,12 @@ impl TlsOptions {
     /// `SSL_CERT_FILE` (an extra root file, where the platform's store is
     /// used). ALPN is set by the connector.
     pub(crate) fn client_config(&self, env: &Env) -> Result<ClientConfig, HttpConfigError> {
-        let mut roots = RootCertStore::empty();
-        let platform = matches!(self.roots, TlsRoots::PlatformAndWeb | TlsRoots::Platform);
-        if matches!(self.roots, TlsRoots::PlatformAndWeb | TlsRoots::Web) {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
-        if platform {
-            let found = rustls_native_certs::load_native_certs();
-            for e in &found.errors {
-                tracing::debug!(error = %e, "could not read part of the platform's trust store");
-            }
-            let (added, ignored) = roots.add_parsable_certificates(found.certs);
-            tracing::debug!(added, ignored, "platform trust store");
+        let mut roots = base_roots(self.roots);
+        // `rustls-native-certs` read the process's `SSL_CERT_FILE` with the
+        // platform's store; a given environment's is read here.
+        if matches!(self.roots, TlsRoots::PlatformAndWeb | TlsRoots::Platform)
+            && !matches!(env, Env::Process)
+        {
             if let Some(file) = env.get("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
                 let pem = Pem::File(PathBuf::from(file));
                 roots.add_parsable_certificates(certificates(&pem, "SSL_CERT_FILE")?);

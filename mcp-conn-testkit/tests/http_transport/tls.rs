@@ -56,8 +56,27 @@ fn connect_once(transport: HttpTransport) -> Connection {
     )
 }
 
-/// A file of the test's own under the temporary folder.
-fn temp_file(name: &str, contents: &str) -> PathBuf {
+/// A file of the test's own in a folder of its own under the temporary
+/// folder, removed with it.
+struct TempFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_file(name: &str, contents: &str) -> TempFile {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mcp-conn-tls-{}-{}",
@@ -67,7 +86,7 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("written");
-    path
+    TempFile { dir, path }
 }
 
 /// Connecting fails with a TLS error; returns its reason.
@@ -100,7 +119,7 @@ async fn a_server_signed_by_a_trusted_private_authority_is_reached() {
     let file = temp_file("ca.pem", ca.cert_pem());
     for transport in [
         builder(&srv.url()).ca_pem(ca.cert_pem()).build(),
-        builder(&srv.url()).ca_file(&file).build(),
+        builder(&srv.url()).ca_file(&*file).build(),
     ] {
         let transport = transport.expect("valid");
         let conn = connect_once(transport.clone());
@@ -111,6 +130,34 @@ async fn a_server_signed_by_a_trusted_private_authority_is_reached() {
         assert_eq!(negotiated.proxy, None);
         conn.disconnect().await;
     }
+}
+
+/// A CA file is decoded once for all the transports that name it, and read
+/// again once it changes on disk.
+#[tokio::test]
+async fn a_ca_file_changed_on_disk_is_read_again() {
+    let first = ca();
+    let second = TestCa::new("another test CA").expect("a test CA");
+    let srv = https_server(
+        &server_cert(&second, &["127.0.0.1"], false),
+        H2_AND_H1,
+        None,
+    )
+    .await;
+    let file = temp_file("ca.pem", first.cert_pem());
+    let before = builder(&srv.url()).ca_file(&*file).build().expect("valid");
+    assert!(matches!(
+        tls_failure(before).await,
+        TlsFailure::UnknownIssuer
+    ));
+    // The other authority, in a file of another length.
+    std::fs::write(&*file, format!("{}\n", second.cert_pem())).expect("rewritten");
+    let after = builder(&srv.url()).ca_file(&*file).build().expect("valid");
+    let conn = connect_once(after);
+    within("connect", conn.connect())
+        .await
+        .expect("trusted now");
+    conn.disconnect().await;
 }
 
 #[tokio::test]
@@ -222,7 +269,7 @@ async fn mutual_tls_needs_a_client_certificate_the_server_trusts() {
     let key = temp_file("client.key", &mine.key_pem);
     let transport = builder(&srv.url())
         .ca_pem(ca.cert_pem())
-        .client_cert(&cert, &key)
+        .client_cert(&*cert, &*key)
         .build()
         .expect("valid");
     let conn = connect_once(transport);
