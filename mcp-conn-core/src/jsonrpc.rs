@@ -183,7 +183,8 @@ impl Request {
     /// message on a line-delimited transport.
     pub fn with_raw_param(mut self, key: impl Into<String>, value: Box<RawValue>) -> Self {
         let key = key.into();
-        let value = if value.get().contains(['\n', '\r']) {
+        let text = value.get().as_bytes();
+        let value = if text.contains(&b'\n') || text.contains(&b'\r') {
             serde_json::from_str::<Value>(value.get())
                 .ok()
                 .and_then(|v| serde_json::value::to_raw_value(&v).ok())

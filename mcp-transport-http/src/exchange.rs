@@ -456,10 +456,7 @@ impl Shared {
         };
         // A stateless request: its headers, and no session machinery.
         let stateless = match msg {
-            Message::Request(r) => crate::stateless::version_of(r).map(|v| {
-                self.tools.note_request(r);
-                self.tools.headers(r, &v)
-            }),
+            Message::Request(r) => self.tools.stateless_headers(r),
             _ => None,
         };
         let is_stateless = stateless.is_some();

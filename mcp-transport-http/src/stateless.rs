@@ -77,6 +77,10 @@ pub(crate) struct ToolHeaders {
     by_tool: Mutex<HashMap<String, Vec<(String, String)>>>,
     /// Stateless `tools/list` requests whose result is awaited.
     listing: Mutex<HashSet<RequestId>>,
+    /// The last `_meta` written as text (the engine writes the same one on
+    /// every request of a session) and the `Mcp-Protocol-Version` value read
+    /// from it: read once, not per request.
+    last_meta: Mutex<Option<(Box<str>, HeaderValue)>>,
 }
 
 impl ToolHeaders {
@@ -117,8 +121,45 @@ impl ToolHeaders {
         }
     }
 
-    /// The headers of a stateless request.
-    pub(crate) fn headers(&self, req: &Request, version: &str) -> Vec<(HeaderName, HeaderValue)> {
+    /// The headers of `req` if it is a stateless request (its `_meta`
+    /// names a version), else `None`.
+    pub(crate) fn stateless_headers(
+        &self,
+        req: &Request,
+    ) -> Option<Vec<(HeaderName, HeaderValue)>> {
+        let raw = req
+            .params
+            .as_ref()
+            .map_or(true, |p| p.get("_meta").is_none())
+            .then(|| req.raw_param("_meta"))
+            .flatten();
+        if let Some(raw) = raw {
+            let cached = self
+                .last_meta
+                .lock()
+                .as_ref()
+                .filter(|(text, _)| **text == *raw.get())
+                .map(|(_, version)| version.clone());
+            if let Some(version) = cached {
+                self.note_request(req);
+                return Some(self.headers(req, Ok(version)));
+            }
+        }
+        let version = version_of(req)?;
+        let value = HeaderValue::from_str(&version);
+        if let (Some(raw), Ok(value)) = (raw, &value) {
+            *self.last_meta.lock() = Some((raw.get().into(), value.clone()));
+        }
+        self.note_request(req);
+        Some(self.headers(req, value))
+    }
+
+    /// The headers of a stateless request of `version`.
+    fn headers(
+        &self,
+        req: &Request,
+        version: Result<HeaderValue, InvalidHeaderValue>,
+    ) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = Vec::with_capacity(3);
         let mut put = |name: HeaderName, value: Result<HeaderValue, InvalidHeaderValue>| match value
         {
@@ -127,10 +168,7 @@ impl ToolHeaders {
                 tracing::warn!(header = %name, "a header value cannot be sent; header left out")
             }
         };
-        put(
-            HeaderName::from_static("mcp-protocol-version"),
-            HeaderValue::from_str(version),
-        );
+        put(HeaderName::from_static("mcp-protocol-version"), version);
         let method = match static_method(&req.method) {
             Some(method) => Ok(HeaderValue::from_static(method)),
             None => HeaderValue::from_str(&req.method),
@@ -231,7 +269,7 @@ mod tests {
             "tools/call",
             json!({"name": "t", "arguments": {"region": " x ", "n": 42, "flag": null, "free": "no"}}),
         );
-        let h = tools.headers(&call, "2026-07-28");
+        let h = tools.headers(&call, Ok(HeaderValue::from_static("2026-07-28")));
         assert_eq!(header(&h, "mcp-protocol-version"), Some("2026-07-28"));
         assert_eq!(header(&h, "mcp-method"), Some("tools/call"));
         assert_eq!(header(&h, "mcp-name"), Some("t"));
@@ -245,9 +283,49 @@ mod tests {
     fn resources_read_names_its_uri() {
         let tools = ToolHeaders::default();
         let read = request(3, "resources/read", json!({"uri": "file:///a%20b.txt"}));
-        let h = tools.headers(&read, "2026-07-28");
+        let h = tools.headers(&read, Ok(HeaderValue::from_static("2026-07-28")));
         assert_eq!(header(&h, "mcp-name"), Some("file:///a%20b.txt"));
         let list = request(4, "tools/list", json!({}));
-        assert_eq!(header(&tools.headers(&list, "v"), "mcp-name"), None);
+        let h = tools.headers(&list, Ok(HeaderValue::from_static("v")));
+        assert_eq!(header(&h, "mcp-name"), None);
+    }
+
+    #[test]
+    fn the_version_of_a_raw_meta_is_read_once_and_again_when_it_changes() {
+        let tools = ToolHeaders::default();
+        let with_meta = |id: i64, version: &str| {
+            let text = format!(
+                r#"{{"{}":"{version}","x":{{"y":1}}}}"#,
+                meta::PROTOCOL_VERSION
+            );
+            let raw = serde_json::value::RawValue::from_string(text).expect("json");
+            request(id, "ping", json!({})).with_raw_param("_meta", raw)
+        };
+        let version = |req: &Request| {
+            let h = tools.stateless_headers(req).expect("stateless");
+            header(&h, "mcp-protocol-version").map(str::to_owned)
+        };
+        assert_eq!(
+            version(&with_meta(1, "2026-07-28")).as_deref(),
+            Some("2026-07-28")
+        );
+        assert_eq!(
+            version(&with_meta(2, "2026-07-28")).as_deref(),
+            Some("2026-07-28")
+        );
+        assert_eq!(
+            version(&with_meta(3, "2027-01-01")).as_deref(),
+            Some("2027-01-01")
+        );
+        // Params' own `_meta` wins over the text, as in `version_of`.
+        let own = request(
+            4,
+            "ping",
+            json!({"_meta": {meta::PROTOCOL_VERSION: "2026-07-28"}}),
+        );
+        assert_eq!(version(&own).as_deref(), Some("2026-07-28"));
+        assert!(tools
+            .stateless_headers(&request(5, "ping", json!({})))
+            .is_none());
     }
 }
