@@ -22,6 +22,7 @@ mod sse;
 mod stateless;
 mod stream;
 mod tls;
+mod trust_store;
 
 pub use auth::{AuthChallenge, TokenProvider};
 pub use config::{HttpConfigError, HttpMode, HttpTransport, HttpTransportBuilder};

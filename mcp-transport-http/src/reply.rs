@@ -47,10 +47,11 @@ impl Shared {
                     }
                     if answered {
                         match direct {
-                            // Its caller has the response: the tail is read
-                            // after it returns (`finish_reply`).
-                            Some(d) if d.response.is_some() => d.tail = Some(stream),
-                            _ => self.read_reply_tail(&mut stream).await,
+                            // Run by its caller, which returns as soon as it
+                            // has the response (kept here or routed by the
+                            // link): the tail is read after (`finish_reply`).
+                            Some(d) => d.tail = Some(stream),
+                            None => self.read_reply_tail(&mut stream).await,
                         }
                         return Ok(());
                     }

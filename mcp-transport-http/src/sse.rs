@@ -52,12 +52,12 @@ impl SseParser {
         }
     }
 
-    /// Adds bytes from the stream.
     /// Whether nothing is buffered: no byte of an event not yet returned.
     pub(crate) fn is_idle(&self) -> bool {
         self.buf.is_empty() && self.current == Event::default()
     }
 
+    /// Adds bytes from the stream.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }

@@ -2,15 +2,11 @@
 //! web's roots, extra PEM files), the client certificate for mutual TLS, and
 //! the `rustls` client configuration made from them once, in `build()`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -61,48 +57,6 @@ pub(crate) struct TlsOptions {
     pub(crate) identity: Option<(Pem, Pem)>,
 }
 
-/// The platform's trust store, read and parsed once per process: reading
-/// and parsing it takes tens of milliseconds, which a pool of many HTTP
-/// servers would otherwise pay for each one (a store changed while the
-/// process runs is seen by the next process).
-fn platform_roots() -> &'static RootCertStore {
-    static PLATFORM: OnceLock<RootCertStore> = OnceLock::new();
-    PLATFORM.get_or_init(|| {
-        let mut roots = RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        for e in &found.errors {
-            tracing::debug!(error = %e, "could not read part of the platform's trust store");
-        }
-        let (added, ignored) = roots.add_parsable_certificates(found.certs);
-        tracing::debug!(added, ignored, "platform trust store");
-        roots
-    })
-}
-
-/// The authorities `roots` names, before any extra one (made once per
-/// process and kind).
-fn base_roots(roots: TlsRoots) -> RootCertStore {
-    static BOTH: OnceLock<RootCertStore> = OnceLock::new();
-    static WEB: OnceLock<RootCertStore> = OnceLock::new();
-    let web = || webpki_roots::TLS_SERVER_ROOTS.iter().cloned();
-    match roots {
-        TlsRoots::PlatformAndWeb => BOTH
-            .get_or_init(|| {
-                let mut both = platform_roots().clone();
-                both.extend(web());
-                both
-            })
-            .clone(),
-        TlsRoots::Platform => platform_roots().clone(),
-        TlsRoots::Web => WEB
-            .get_or_init(|| RootCertStore {
-                roots: web().collect(),
-            })
-            .clone(),
-        TlsRoots::ExtraOnly => RootCertStore::empty(),
-    }
-}
-
 fn tls_error(setting: &'static str, reason: impl Into<String>) -> HttpConfigError {
     HttpConfigError::Tls {
         setting,
@@ -110,44 +64,19 @@ fn tls_error(setting: &'static str, reason: impl Into<String>) -> HttpConfigErro
     }
 }
 
-/// Certificates read from PEM files, kept by path while the file's size
-/// and modification time stay the same: many transports given the same
-/// bundle (a `ca_file`, `NODE_EXTRA_CA_CERTS`) decode it once.
-type FileCache = HashMap<PathBuf, (u64, Option<SystemTime>, Arc<[CertificateDer<'static>]>)>;
-
-fn pem_file(path: &Path) -> Result<Arc<[CertificateDer<'static>]>, String> {
-    static FILES: OnceLock<Mutex<FileCache>> = OnceLock::new();
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    let stamp = (meta.len(), meta.modified().ok());
-    let files = FILES.get_or_init(Mutex::default);
-    if let Some((len, modified, certs)) = files.lock().get(path) {
-        if (*len, *modified) == stamp {
-            return Ok(certs.clone());
-        }
-    }
-    // Read without the lock held.
-    let certs: Arc<[CertificateDer<'static>]> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?
-        .into();
-    files
-        .lock()
-        .insert(path.to_path_buf(), (stamp.0, stamp.1, certs.clone()));
-    Ok(certs)
-}
-
+/// The certificates of `pem` (a file's shared with every transport that
+/// names it: borrow them, see [`borrowed`]).
 fn certificates(
     pem: &Pem,
     setting: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, HttpConfigError> {
-    let found: Vec<_> = match pem {
-        Pem::File(path) => pem_file(path)
-            .map_err(|e| tls_error(setting, format!("{}: {e}", path.display())))?
-            .to_vec(),
+) -> Result<Arc<[CertificateDer<'static>]>, HttpConfigError> {
+    let found: Arc<[_]> = match pem {
+        Pem::File(path) => crate::trust_store::pem_file(path)
+            .map_err(|e| tls_error(setting, format!("{}: {e}", path.display())))?,
         Pem::Inline(bytes) => CertificateDer::pem_slice_iter(bytes)
-            .collect::<Result<_, _>>()
-            .map_err(|e| tls_error(setting, format!("{pem:?}: {e}")))?,
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| tls_error(setting, format!("{pem:?}: {e}")))?
+            .into(),
     };
     if found.is_empty() {
         return Err(tls_error(
@@ -156,6 +85,13 @@ fn certificates(
         ));
     }
     Ok(found)
+}
+
+/// Views of shared certificates, for a root store that copies what it keeps.
+fn borrowed<'a>(
+    certs: &'a [CertificateDer<'static>],
+) -> impl Iterator<Item = CertificateDer<'a>> + 'a {
+    certs.iter().map(|c| CertificateDer::from(c.as_ref()))
 }
 
 fn private_key(pem: &Pem) -> Result<PrivateKeyDer<'static>, HttpConfigError> {
@@ -173,29 +109,32 @@ impl TlsOptions {
     /// `SSL_CERT_FILE` (an extra root file, where the platform's store is
     /// used). ALPN is set by the connector.
     pub(crate) fn client_config(&self, env: &Env) -> Result<ClientConfig, HttpConfigError> {
-        let mut roots = base_roots(self.roots);
-        // `rustls-native-certs` read the process's `SSL_CERT_FILE` with the
-        // platform's store; a given environment's is read here.
-        if matches!(self.roots, TlsRoots::PlatformAndWeb | TlsRoots::Platform)
-            && !matches!(env, Env::Process)
-        {
+        let mut roots = crate::trust_store::base_roots(self.roots);
+        if matches!(self.roots, TlsRoots::PlatformAndWeb | TlsRoots::Platform) {
             if let Some(file) = env.get("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+                // Checked either way (a bad file is an error); the
+                // process's own is in the platform's store already
+                // (`rustls-native-certs` reads it), a given environment's
+                // is added here.
                 let pem = Pem::File(PathBuf::from(file));
-                roots.add_parsable_certificates(certificates(&pem, "SSL_CERT_FILE")?);
+                let certs = certificates(&pem, "SSL_CERT_FILE")?;
+                if !matches!(env, Env::Process) {
+                    roots.add_parsable_certificates(borrowed(&certs));
+                }
             }
         }
         // Node's variable for extra roots, which Node-based MCP hosts tell
         // companies to set; added whatever the roots setting.
         if let Some(file) = env.get("NODE_EXTRA_CA_CERTS").filter(|f| !f.is_empty()) {
             let pem = Pem::File(PathBuf::from(file));
-            for cert in certificates(&pem, "NODE_EXTRA_CA_CERTS")? {
+            for cert in borrowed(&certificates(&pem, "NODE_EXTRA_CA_CERTS")?) {
                 roots
                     .add(cert)
                     .map_err(|e| tls_error("NODE_EXTRA_CA_CERTS", format!("{pem:?}: {e}")))?;
             }
         }
         for pem in &self.extra_roots {
-            for cert in certificates(pem, "ca_file")? {
+            for cert in borrowed(&certificates(pem, "ca_file")?) {
                 roots
                     .add(cert)
                     .map_err(|e| tls_error("ca_file", format!("{pem:?}: {e}")))?;
@@ -215,7 +154,7 @@ impl TlsOptions {
         match &self.identity {
             None => Ok(builder.with_no_client_auth()),
             Some((cert, key)) => {
-                let chain = certificates(cert, "client_cert")?;
+                let chain = certificates(cert, "client_cert")?.to_vec();
                 let key = private_key(key)?;
                 builder
                     .with_client_auth_cert(chain, key)
@@ -230,7 +169,7 @@ impl TlsOptions {
 #[cfg(feature = "oauth")]
 pub(crate) fn default_client_config() -> ClientConfig {
     let web_only = || {
-        let roots = RootCertStore {
+        let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -240,7 +240,7 @@ async fn post(
                     text("slept")
                 }
                 "big" => text(&"x".repeat(usize::try_from(args["bytes"].as_u64().unwrap_or(0)).unwrap_or(0))),
-                "ask_roots" | "notify" => return interactive(st, &id, params["name"].as_str().unwrap_or_default()).await,
+                "ask_roots" | "notify" => return interactive(st, &id, params["name"].as_str().unwrap_or_default(), behavior.sse_end_delay).await,
                 other => {
                     return full(200, Some("application/json"),
                         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": format!("unknown tool {other}")}}).to_string())
@@ -295,19 +295,7 @@ async fn post(
                         "id: r-{n}\nevent: message\ndata: {response}\n\n"
                     )))
                     .await;
-                if let Some(delay) = end_delay {
-                    tokio::time::sleep(delay).await;
-                    let sent = tx.send(Bytes::from_static(b": end\n\n")).await;
-                    drop(tx);
-                    // The reader of the body is gone once the client closed
-                    // the connection.
-                    let counter = if sent.is_ok() {
-                        &st.late_ends
-                    } else {
-                        &st.cut_replies
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
+                end_late(&st, tx, end_delay).await;
             });
             stream(rx)
         }
@@ -318,9 +306,33 @@ async fn post(
     resp
 }
 
+/// Ends a reply stream `delay` after its last event, with a comment, and
+/// counts whether the client was still reading it
+/// ([`Behavior::sse_end_delay`]); at once without a delay.
+async fn end_late(st: &State, tx: mpsc::Sender<Bytes>, delay: Option<Duration>) {
+    let Some(delay) = delay else {
+        return;
+    };
+    tokio::time::sleep(delay).await;
+    let sent = tx.send(Bytes::from_static(b": end\n\n")).await;
+    drop(tx);
+    // The reader of the body is gone once the client closed the connection.
+    let counter = if sent.is_ok() {
+        &st.late_ends
+    } else {
+        &st.cut_replies
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
+}
+
 /// A reply stream on which the server talks first: a roots request (and
 /// waits for the client's POSTed answer) or a log notification.
-async fn interactive(st: &Arc<State>, id: &Value, tool: &str) -> Response<Body> {
+async fn interactive(
+    st: &Arc<State>,
+    id: &Value,
+    tool: &str,
+    end_delay: Option<Duration>,
+) -> Response<Body> {
     let (tx, rx) = mpsc::channel(8);
     let st = st.clone();
     let id = id.clone();
@@ -345,7 +357,7 @@ async fn interactive(st: &Arc<State>, id: &Value, tool: &str) -> Response<Body> 
             let _ = tx
                 .send(Bytes::from(format!("data: {note}\n\ndata: {result}\n\n")))
                 .await;
-            return;
+            return end_late(&st, tx, end_delay).await;
         };
         let _ = tx
             .send(Bytes::from(format!(
@@ -353,6 +365,7 @@ async fn interactive(st: &Arc<State>, id: &Value, tool: &str) -> Response<Body> 
                 rpc_result(&id, result)
             )))
             .await;
+        end_late(&st, tx, end_delay).await;
     });
     stream(rx)
 }

@@ -97,16 +97,24 @@ async fn sse_replies_are_read_to_their_end() {
     })
     .await;
     let conn = connection(&srv.url());
-    within("connect", conn.connect()).await.expect("connects");
+    let client = within("connect", conn.connect()).await.expect("connects");
     for i in 0..5 {
         echo(&conn, &i.to_string()).await;
+    }
+    // A reply whose response follows a notification (so it goes through
+    // the link, not straight to its caller) is read to its end too.
+    for _ in 0..2 {
+        let r = within("notify", client.call_tool("notify", json!({})))
+            .await
+            .expect("answered");
+        assert_eq!(r.text(), "notified");
     }
     // Each reply's end (initialize's and the calls') comes 20 ms after its
     // response; the client reads on, so the server writes every one to its
     // end.
     let replies =
         (srv.requests_for("initialize").len() + srv.requests_for("tools/call").len()) as u64;
-    assert_eq!(replies, 6);
+    assert_eq!(replies, 8);
     common::eventually("every reply's end", || {
         let (through, cut) = srv.late_ends();
         through + cut >= replies

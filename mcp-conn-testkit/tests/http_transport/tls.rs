@@ -132,8 +132,20 @@ async fn a_server_signed_by_a_trusted_private_authority_is_reached() {
     }
 }
 
+/// Sets a file's modification time `ago` in the past (as a copy that
+/// keeps times does), so that it is old enough to be kept decoded.
+fn age(path: &std::path::Path, ago: std::time::Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("opened");
+    file.set_modified(std::time::SystemTime::now() - ago)
+        .expect("time set");
+}
+
 /// A CA file is decoded once for all the transports that name it, and read
-/// again once it changes on disk.
+/// again once it changes on disk, even when its modification time is put
+/// back.
 #[tokio::test]
 async fn a_ca_file_changed_on_disk_is_read_again() {
     let first = ca();
@@ -145,13 +157,18 @@ async fn a_ca_file_changed_on_disk_is_read_again() {
     )
     .await;
     let file = temp_file("ca.pem", first.cert_pem());
-    let before = builder(&srv.url()).ca_file(&*file).build().expect("valid");
-    assert!(matches!(
-        tls_failure(before).await,
-        TlsFailure::UnknownIssuer
-    ));
-    // The other authority, in a file of another length.
-    std::fs::write(&*file, format!("{}\n", second.cert_pem())).expect("rewritten");
+    let old = std::time::Duration::from_secs(3600);
+    age(&file, old);
+    for _ in 0..2 {
+        let before = builder(&srv.url()).ca_file(&*file).build().expect("valid");
+        assert!(matches!(
+            tls_failure(before).await,
+            TlsFailure::UnknownIssuer
+        ));
+    }
+    // The other authority, its file given the same modification time.
+    std::fs::write(&*file, second.cert_pem()).expect("rewritten");
+    age(&file, old);
     let after = builder(&srv.url()).ca_file(&*file).build().expect("valid");
     let conn = connect_once(after);
     within("connect", conn.connect())
