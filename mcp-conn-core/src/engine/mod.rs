@@ -17,6 +17,7 @@ mod options;
 mod pending;
 mod probe;
 mod reader;
+mod request;
 mod session;
 mod stateless;
 
