@@ -7,16 +7,15 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{
-    HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE,
-};
+use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use mcp_conn_core::jsonrpc::{Message, RequestId};
 use mcp_conn_core::TransportError;
 use url::Url;
 
+use crate::answer::{read_body, split, status_error, www_authenticate};
 use crate::auth::AuthChallenge;
 use crate::config::{bearer, Credentials, HttpMode};
 use crate::failure;
@@ -24,12 +23,13 @@ use crate::link::Shared;
 use crate::session::{Stage, Wire, SESSION_HEADER};
 use crate::stream::{messages, violation};
 
+pub(crate) use crate::answer::{read_at_most, refused, unexpected};
+pub(crate) use crate::direct::Direct;
+
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const EVENT_STREAM: &str = "text/event-stream";
 /// Step-ups (403 `insufficient_scope`) tried for one message.
 const MAX_STEP_UPS: u32 = 2;
-/// The most of an error body read (its start is quoted in the error).
-const ERROR_BODY: usize = 64 * 1024;
 
 /// A failure, and what it ends.
 #[derive(Debug)]
@@ -54,50 +54,6 @@ impl Failure {
 impl From<TransportError> for Failure {
     fn from(e: TransportError) -> Self {
         Failure::Link(e)
-    }
-}
-
-/// A request's exchange run by the task that sent it
-/// ([`mcp_conn_core::LinkTx::try_exchange_now`]): its response is kept here
-/// for that task, instead of going through the link's receive half, when
-/// nothing of the reply went there before it.
-pub(crate) struct Direct {
-    id: RequestId,
-    /// Something of this reply went to the receive half: the response
-    /// follows it there, in order.
-    pushed: bool,
-    /// The response, kept for the caller.
-    pub(crate) response: Option<mcp_conn_core::jsonrpc::Response>,
-    /// The rest of an SSE reply after the response, still to be read to its
-    /// end (see [`Shared::finish_reply`]).
-    pub(crate) tail: Option<crate::stream::EventStream>,
-}
-
-impl Direct {
-    pub(crate) fn new(id: RequestId) -> Self {
-        Direct {
-            id,
-            pushed: false,
-            response: None,
-            tail: None,
-        }
-    }
-
-    /// Keeps `msg` if it is the response, first of the reply; else gives it
-    /// back, for the receive half.
-    pub(crate) fn offer(&mut self, msg: Message) -> Option<Message> {
-        match msg {
-            Message::Response(r)
-                if !self.pushed && self.response.is_none() && r.id.as_ref() == Some(&self.id) =>
-            {
-                self.response = Some(r);
-                None
-            }
-            msg => {
-                self.pushed = true;
-                Some(msg)
-            }
-        }
     }
 }
 
@@ -218,92 +174,6 @@ impl Kind {
             Kind::Initialized | Kind::Other => None,
         }
     }
-}
-
-/// The error for a refused answer (any status but 2xx), reading the start
-/// of its body: 401 is [`TransportError::Unauthorized`] with the challenge,
-/// anything else [`TransportError::Http`] with `Retry-After` (429, 503).
-pub(crate) async fn refused(resp: Response<Incoming>) -> TransportError {
-    let (status, headers, body) = split(resp).await;
-    status_error(status, &headers, &body)
-}
-
-async fn split(resp: Response<Incoming>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-    let (parts, body) = resp.into_parts();
-    let body = read_at_most(body, ERROR_BODY).await;
-    (parts.status, parts.headers, body)
-}
-
-fn status_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> TransportError {
-    if status == StatusCode::UNAUTHORIZED {
-        return TransportError::Unauthorized {
-            www_authenticate: www_authenticate(headers),
-        };
-    }
-    TransportError::Http {
-        status: status.as_u16(),
-        body: failure::body_start(body),
-        retry_after: failure::retry_after(headers),
-    }
-}
-
-fn www_authenticate(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get(WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// A reply whose content type is neither JSON nor an event stream:
-/// [`TransportError::UnexpectedContent`] with the start of its body.
-pub(crate) async fn unexpected(resp: Response<Incoming>) -> TransportError {
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let body = read_at_most(resp.into_body(), failure::BODY_START).await;
-    TransportError::UnexpectedContent {
-        status,
-        content_type,
-        body_start: failure::body_start(&body),
-    }
-}
-
-/// Reads up to `limit` bytes of a body, ignoring the rest and any error.
-pub(crate) async fn read_at_most(mut body: Incoming, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < limit {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = limit - out.len();
-                    out.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            _ => break,
-        }
-    }
-    out
-}
-
-/// Reads a whole body of at most `limit` bytes.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, TransportError> {
-    let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(failure::body_error)?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > limit {
-                return Err(TransportError::MessageTooLarge {
-                    size: out.len() + data.len(),
-                    limit,
-                });
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    Ok(out)
 }
 
 impl Shared {

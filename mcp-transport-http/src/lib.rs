@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod answer;
 mod auth;
 mod config;
 mod connector;
+mod direct;
 mod exchange;
 mod failure;
 #[cfg(feature = "fuzzing")]
