@@ -59,16 +59,7 @@ async fn a_timed_out_request_is_cancelled_and_its_late_answer_dropped() {
     assert_eq!(expect_cancel(&mut link, &req.id).await, "timeout");
 
     link.respond(req.id, json!({"content": []})).await; // too late
-    let ping = tokio::spawn({
-        let c = client.clone();
-        async move { c.ping().await }
-    });
-    let p = common::within("ping", link.expect_method("ping")).await;
-    link.respond(p.id, json!({})).await;
-    common::within("ping", ping)
-        .await
-        .expect("task")
-        .expect("unaffected");
+    common::ping_answered(&client, &mut link).await;
     let m = conn.info().metrics;
     assert_eq!((m.requests_timed_out, m.unmatched_responses), (1, 1));
 }

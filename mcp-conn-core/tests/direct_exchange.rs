@@ -153,24 +153,9 @@ async fn a_response_the_exchange_hands_over_is_the_callers_result() {
     // The request is settled: the same answer arriving late through the
     // link is one that matches nothing.
     link.respond(id, json!({"late": true})).await;
-    ping(&client, &mut link).await;
+    common::ping_answered(&client, &mut link).await;
     let m = conn.info().metrics;
     assert_eq!((m.unmatched_responses, m.requests_ok), (1, 2));
-}
-
-/// A ping answered through the link: everything the server sent before
-/// its answer has been read when it returns.
-async fn ping(client: &Client, link: &mut MockLink) {
-    let ping = tokio::spawn({
-        let client = client.clone();
-        async move { client.ping().await }
-    });
-    let req = common::within("ping", link.expect_method("ping")).await;
-    link.respond(req.id, json!({})).await;
-    common::within("ping", ping)
-        .await
-        .expect("task")
-        .expect("answered");
 }
 
 #[tokio::test(start_paused = true)]

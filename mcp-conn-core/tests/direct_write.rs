@@ -79,16 +79,7 @@ async fn a_lone_request_is_written_by_its_caller() {
     let (conn, mut server, log) = recording();
     let (client, mut link) = common::connect(&conn, &mut server).await;
     for _ in 0..3 {
-        let ping = tokio::spawn({
-            let client = client.clone();
-            async move { client.ping().await }
-        });
-        let req = common::within("ping", link.expect_method("ping")).await;
-        link.respond(req.id, json!({})).await;
-        common::within("the answer", ping)
-            .await
-            .expect("task")
-            .expect("answered");
+        common::ping_answered(&client, &mut link).await;
     }
     let log = log.lock().clone();
     let pings: Vec<_> = log.iter().filter(|(_, m)| m == "ping").collect();
@@ -161,13 +152,7 @@ async fn with_others_in_flight_nothing_overtakes_a_queued_message() {
     link.respond(b_req.id, json!({"tools": []})).await;
     common::within("A", a).await.expect("task").expect("A");
     common::within("B", &mut b).await.expect("B");
-    let c = tokio::spawn({
-        let client = client.clone();
-        async move { client.ping().await }
-    });
-    let c_req = common::within("C", link.expect_method("ping")).await;
-    link.respond(c_req.id, json!({})).await;
-    common::within("C", c).await.expect("task").expect("C");
+    common::ping_answered(&client, &mut link).await;
     let last = recorded.lock().last().cloned();
     assert_eq!(last, Some((Way::Direct, "ping".to_owned())));
 }

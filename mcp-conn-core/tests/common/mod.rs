@@ -9,6 +9,21 @@ use mcp_conn_core::{
     Client, Connection, ConnectionConfig, Link, LinkTx, Transport, TransportError,
 };
 
+/// A ping from `client`, answered by the test through `link`: everything
+/// the server sent before its answer has been read when it returns.
+pub async fn ping_answered(client: &Client, link: &mut MockLink) {
+    let ping = tokio::spawn({
+        let client = client.clone();
+        async move { client.ping().await }
+    });
+    let req = within("ping", link.expect_method("ping")).await;
+    link.respond(req.id, serde_json::json!({})).await;
+    within("ping", ping)
+        .await
+        .expect("task")
+        .expect("the ping answered");
+}
+
 /// The default config without jitter and with a short close grace.
 pub fn config() -> ConnectionConfig {
     ConnectionConfig {
