@@ -251,29 +251,31 @@ struct MockTx {
     tx: Option<mpsc::Sender<(Message, String)>>,
 }
 
+/// `msg` as the server sees it: serialised and read back, as a real
+/// transport would, so that the test sees exactly what goes on the wire.
+fn on_the_wire(msg: &Message) -> Result<(Message, String), TransportError> {
+    let text = String::from_utf8_lossy(&msg.to_vec()).into_owned();
+    let msg = Message::from_slice(text.as_bytes())
+        .map_err(|e| TransportError::Protocol(e.to_string()))?;
+    Ok((msg, text))
+}
+
 #[async_trait]
 impl LinkTx for MockTx {
     async fn send(&mut self, msg: &Message) -> Result<(), TransportError> {
         let tx = self.tx.as_ref().ok_or(TransportError::Closed)?;
-        // A real transport serialises: do the same so the test sees exactly
-        // what would go on the wire.
-        let text = String::from_utf8_lossy(&msg.to_vec()).into_owned();
-        let msg = Message::from_slice(text.as_bytes())
-            .map_err(|e| TransportError::Protocol(e.to_string()))?;
-        tx.send((msg, text)).await.map_err(|_| TransportError::Eof)
+        tx.send(on_the_wire(msg)?)
+            .await
+            .map_err(|_| TransportError::Eof)
     }
 
     fn try_send_now(&mut self, msg: &Message) -> bool {
-        let Some(tx) = self.tx.as_ref() else {
+        let Some(permit) = self.tx.as_ref().and_then(|tx| tx.try_reserve().ok()) else {
             return false;
         };
-        let Ok(permit) = tx.try_reserve() else {
-            return false;
-        };
-        let text = String::from_utf8_lossy(&msg.to_vec()).into_owned();
-        match Message::from_slice(text.as_bytes()) {
-            Ok(msg) => {
-                permit.send((msg, text));
+        match on_the_wire(msg) {
+            Ok(sent) => {
+                permit.send(sent);
                 true
             }
             // Left to `send`, which reports it.

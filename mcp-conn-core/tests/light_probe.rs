@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use mcp_conn_core::jsonrpc::JsonRpcError;
 use mcp_conn_core::testing::{FakeServer, MockTransport, PingMode};
-use mcp_conn_core::{Connection, PendingProbe, ProbeResult, ProbeStart, ProtocolEra};
+use mcp_conn_core::{
+    Connection, ConnectionStatus, PendingProbe, ProbeResult, ProbeStart, ProtocolEra,
+};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -90,12 +92,12 @@ async fn an_error_answer_fails_the_probe_with_the_servers_words() {
 
 #[tokio::test(start_paused = true)]
 async fn unanswered_probes_fail_at_their_deadline_and_replace_the_session() {
-    let (conn, transport) = connection(PingMode::Ignore);
-    conn.connect().await.expect("connects");
+    let (conn, transport, mut server) = common::scripted(common::probing_config());
+    let (_client, mut link) = common::connect(&conn, &mut server).await;
     for _ in 0..2 {
         let probe = sent(conn.start_probe(None));
-        // Let the server see it (and not answer).
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The server has it, and does not answer.
+        common::within("ping", link.expect_method("ping")).await;
         let probe = conn
             .check_probe(probe, Instant::now())
             .expect_err("still waiting before its deadline");
@@ -126,7 +128,8 @@ async fn a_probe_of_a_session_that_ended_fails_at_once() {
     let probe = sent(conn.start_probe(None));
     transport.kill_links();
     // Long before the deadline (1 s): the link's end is enough.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    common::wait_status(&conn, ConnectionStatus::Reconnecting).await;
+    assert!(Instant::now() < probe.deadline());
     let failed = conn
         .check_probe(probe, Instant::now())
         .expect("decided: the session is gone");

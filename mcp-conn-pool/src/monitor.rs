@@ -109,14 +109,14 @@ struct Servers {
 }
 
 impl Servers {
-    /// A probe of `name` (the connection at `probed`) finished: tell the
+    /// A probe of `name` (the connection `probed`) finished: tell the
     /// pool's listeners and schedule the next one. `false`: the pool is
     /// gone.
     fn finished(
         &mut self,
         pool: &Weak<PoolInner>,
         name: Arc<str>,
-        probed: *const Connection,
+        probed: &Connection,
         result: ProbeResult,
     ) -> bool {
         let Some(inner) = pool.upgrade() else {
@@ -182,7 +182,7 @@ pub(crate) async fn run(
     // token again each time.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
-    loop {
+    'monitor: loop {
         if !waiting.is_empty() && !check_armed {
             check.as_mut().reset(Instant::now() + CHECK_EVERY);
             check_armed = true;
@@ -260,7 +260,7 @@ pub(crate) async fn run(
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
                 let (name, conn, result): (Arc<str>, Arc<Connection>, ProbeResult) = done;
-                if !servers.finished(&pool, name, Arc::as_ptr(&conn), result) {
+                if !servers.finished(&pool, name, &conn, result) {
                     break;
                 }
             }
@@ -278,8 +278,8 @@ pub(crate) async fn run(
                 for Waiting { name, conn, probe } in std::mem::take(&mut waiting) {
                     match conn.check_probe(probe, now) {
                         Ok(result) => {
-                            if !servers.finished(&pool, name, Arc::as_ptr(&conn), result) {
-                                return;
+                            if !servers.finished(&pool, name, &conn, result) {
+                                break 'monitor;
                             }
                         }
                         Err(probe) => waiting.push(Waiting { name, conn, probe }),
@@ -299,7 +299,7 @@ pub(crate) async fn run(
                 match conn.start_probe(Some(answered.clone())) {
                     ProbeStart::Sent(probe) => waiting.push(Waiting { name, conn, probe }),
                     ProbeStart::Finished(result) => {
-                        if !servers.finished(&pool, name, Arc::as_ptr(&conn), result) {
+                        if !servers.finished(&pool, name, &conn, result) {
                             break;
                         }
                     }

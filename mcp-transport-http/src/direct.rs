@@ -15,7 +15,7 @@ pub(crate) struct Direct {
     /// The response, kept for the caller.
     pub(crate) response: Option<mcp_conn_core::jsonrpc::Response>,
     /// The rest of an SSE reply after the response, still to be read to its
-    /// end (see [`Shared::finish_reply`]).
+    /// end (see `Shared::finish_reply` in `link.rs`).
     pub(crate) tail: Option<crate::stream::EventStream>,
 }
 

@@ -15,16 +15,14 @@ use mcp_conn_core::jsonrpc::{Message, RequestId};
 use mcp_conn_core::TransportError;
 use url::Url;
 
-use crate::answer::{read_body, split, status_error, www_authenticate};
+use crate::answer::{read_body, split, status_error, unexpected, www_authenticate};
 use crate::auth::AuthChallenge;
 use crate::config::{bearer, Credentials, HttpMode};
+use crate::direct::Direct;
 use crate::failure;
 use crate::link::Shared;
 use crate::session::{Stage, Wire, SESSION_HEADER};
 use crate::stream::{messages, violation};
-
-pub(crate) use crate::answer::{read_at_most, refused, unexpected};
-pub(crate) use crate::direct::Direct;
 
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 const EVENT_STREAM: &str = "text/event-stream";

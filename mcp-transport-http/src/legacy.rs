@@ -9,7 +9,8 @@ use hyper::body::Incoming;
 use mcp_conn_core::TransportError;
 use url::Url;
 
-use crate::exchange::{refused, unexpected, Content, Outgoing};
+use crate::answer::{refused, unexpected};
+use crate::exchange::{Content, Outgoing};
 use crate::link::Shared;
 use crate::stream::{EventStream, StreamItem};
 

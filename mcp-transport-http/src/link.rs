@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Credentials, HttpMode, Settings};
-use crate::exchange::{Content, Direct, Failure, Outgoing, Prepared};
+use crate::direct::Direct;
+use crate::exchange::{Content, Failure, Outgoing, Prepared};
 use crate::failure::DnsError;
 use crate::stream::{EventStream, StreamItem};
 
@@ -268,7 +269,7 @@ impl Shared {
                 return;
             }
             if matches!(status.as_u16(), 429 | 503) {
-                let error = crate::exchange::refused(resp).await;
+                let error = crate::answer::refused(resp).await;
                 return self.fatal(error).await;
             }
             if !status.is_success() {

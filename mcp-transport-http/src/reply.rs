@@ -9,7 +9,9 @@ use hyper::body::Incoming;
 use mcp_conn_core::jsonrpc::{Message, RequestId};
 use mcp_conn_core::TransportError;
 
-use crate::exchange::{refused, Content, Direct, Failure, Kind, Outgoing};
+use crate::answer::refused;
+use crate::direct::Direct;
+use crate::exchange::{Content, Failure, Kind, Outgoing};
 use crate::link::Shared;
 use crate::stream::{EventStream, StreamItem};
 

@@ -11,7 +11,8 @@ use mcp_conn_core::TransportError;
 use serde_json::Value;
 use url::Url;
 
-use crate::exchange::{read_at_most, Content, Outgoing};
+use crate::answer::read_at_most;
+use crate::exchange::{Content, Outgoing};
 use crate::stream::{EventStream, StreamItem};
 
 /// The session header (`Mcp-Session-Id`; header names are case-insensitive).
@@ -266,7 +267,7 @@ impl crate::link::Shared {
         };
         let resp = self.exchange(&url, &post).await?;
         if !resp.status().is_success() {
-            return Err(crate::exchange::refused(resp).await);
+            return Err(crate::answer::refused(resp).await);
         }
         self.session.set_id(resp.headers().get(SESSION_HEADER));
         // The answer is ours, not the engine's: read it and drop it.
@@ -293,7 +294,7 @@ impl crate::link::Shared {
         };
         let resp = self.exchange(&url, &post).await?;
         if !resp.status().is_success() {
-            return Err(crate::exchange::refused(resp).await);
+            return Err(crate::answer::refused(resp).await);
         }
         let _ = read_at_most(resp.into_body(), crate::failure::BODY_START).await;
         self.open_get_stream().await;

@@ -34,7 +34,7 @@ pub(crate) fn version_of(req: &Request) -> Option<Cow<'_, str>> {
         #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
         version: Option<&'a serde_json::value::RawValue>,
     }
-    let raw = req.raw_param("_meta")?;
+    let raw = raw_meta(req)?;
     let version = serde_json::from_str::<Version<'_>>(raw.get())
         .ok()?
         .version?;
@@ -44,6 +44,17 @@ pub(crate) fn version_of(req: &Request) -> Option<Cow<'_, str>> {
         Err(_) => serde_json::from_str::<String>(version.get())
             .ok()
             .map(Cow::Owned),
+    }
+}
+
+/// The `_meta` the engine wrote as text, unless the params have one of
+/// their own (which is then the request's).
+fn raw_meta(req: &Request) -> Option<&serde_json::value::RawValue> {
+    let own = req.params.as_ref().and_then(|p| p.get("_meta")).is_some();
+    if own {
+        None
+    } else {
+        req.raw_param("_meta")
     }
 }
 
@@ -127,12 +138,7 @@ impl ToolHeaders {
         &self,
         req: &Request,
     ) -> Option<Vec<(HeaderName, HeaderValue)>> {
-        let raw = req
-            .params
-            .as_ref()
-            .map_or(true, |p| p.get("_meta").is_none())
-            .then(|| req.raw_param("_meta"))
-            .flatten();
+        let raw = raw_meta(req);
         if let Some(raw) = raw {
             let cached = self
                 .last_meta

@@ -169,9 +169,7 @@ impl TlsOptions {
 #[cfg(feature = "oauth")]
 pub(crate) fn default_client_config() -> ClientConfig {
     let web_only = || {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
+        let roots = crate::trust_store::base_roots(TlsRoots::Web);
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map(|b| b.with_root_certificates(roots).with_no_client_auth())

@@ -30,7 +30,6 @@ fn a_missing_ssl_cert_file_of_the_process_is_a_setting_error() {
         }
     }
     // The web's roots alone do not read it.
-    std::env::set_var("SSL_CERT_FILE", &missing);
     HttpTransport::builder("https://127.0.0.1:1/mcp")
         .tls_roots(TlsRoots::Web)
         .build()

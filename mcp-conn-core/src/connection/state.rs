@@ -363,7 +363,7 @@ impl Shared {
             Err(_) => &self.counters.requests_failed,
         });
         let latency = outcome.as_ref().ok().copied().unwrap_or_default();
-        Ok(self.record_probe(probe.client, outcome.map(drop), latency, true))
+        Ok(self.record_probe(probe.client, outcome.map(drop), latency))
     }
 
     /// Runs one probe now; see [`Shared::scheduled_probe`] for the result.
@@ -392,24 +392,23 @@ impl Shared {
                 .map(drop),
         };
         let latency = started.elapsed();
-        self.record_probe(client, outcome, latency, true)
+        self.record_probe(client, outcome, latency)
     }
 
     /// Records a probe's outcome: health, latency, errors; and whether the
-    /// connection is now unhealthy enough to replace. `engine_counted`: a
-    /// timeout was also counted by the engine as a request timeout (a
-    /// request probe's, not a light probe's), so it is one outcome.
+    /// connection is now unhealthy enough to replace. A probe that timed out
+    /// was also counted as a request timeout (by the engine for a request
+    /// probe, by `check_probe` for a light one): it is one outcome.
     fn record_probe(
         &self,
         client: Client,
         outcome: Result<(), Error>,
         latency: Duration,
-        engine_counted: bool,
     ) -> (ProbeResult, Option<(Client, u32)>) {
         let failures = {
             let mut s = self.state.lock();
             s.last_probe_at = Some(Instant::now());
-            if engine_counted && outcome.as_ref().is_err_and(Error::is_timeout) {
+            if outcome.as_ref().is_err_and(Error::is_timeout) {
                 s.timeouts_seen += 1;
             }
             self.absorb_timeouts(&mut s);

@@ -116,8 +116,8 @@ enum Read {
 /// an idle task's state grows by nothing.)
 impl Drop for Reading {
     fn drop(&mut self) {
-        let tx = self.reader.inner.writer.lock().tx.take();
-        drop(tx);
+        // Dropped after the lock is released (its own `Drop` may take time).
+        drop(take_writer(&self.reader));
     }
 }
 

@@ -185,12 +185,10 @@ impl Client {
                     exchange = None;
                     // The response, unless the session ended meanwhile (its
                     // error is then in `rx`).
-                    let slot = direct.and_then(|resp| {
-                        let slot = inner.pending().map.remove(&guard.id)?;
-                        drop(slot);
-                        Some(Reply::from(resp.payload))
-                    });
-                    if let Some(reply) = slot {
+                    let reply = direct
+                        .filter(|_| inner.pending().map.remove(&guard.id).is_some())
+                        .map(|resp| Reply::from(resp.payload));
+                    if let Some(reply) = reply {
                         guard.armed = false;
                         return outcome(inner, method, Some(reply));
                     }

@@ -34,12 +34,7 @@ async fn a_thousand_concurrent_requests_share_one_session() {
 #[tokio::test]
 async fn a_10_mib_response_arrives_whole() {
     for reply in [Reply::Json, Reply::Sse] {
-        let srv = server(Behavior {
-            reply,
-            ..Default::default()
-        })
-        .await;
-        let conn = connection(&srv.url());
+        let (_srv, conn) = crate::replying(reply).await;
         let client = within("connect", conn.connect()).await.expect("connects");
         let r = within(
             "big",
@@ -57,12 +52,7 @@ async fn a_10_mib_response_arrives_whole() {
 #[tokio::test]
 async fn requests_reuse_one_kept_alive_connection() {
     for reply in [Reply::Json, Reply::Sse] {
-        let srv = server(Behavior {
-            reply,
-            ..Default::default()
-        })
-        .await;
-        let conn = connection(&srv.url());
+        let (srv, conn) = crate::replying(reply).await;
         within("connect", conn.connect()).await.expect("connects");
         echo(&conn, "warm").await;
         common::eventually("the GET attempt", || {

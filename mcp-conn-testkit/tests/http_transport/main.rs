@@ -17,7 +17,7 @@ mod tls;
 
 use common::within;
 use mcp_conn_core::{Connection, ConnectionStatus, Error, TransportError};
-use mcp_conn_testkit::http_server::{Behavior, Recorded, TestHttpServer};
+use mcp_conn_testkit::http_server::{Behavior, Recorded, Reply, TestHttpServer};
 use mcp_transport_http::HttpTransport;
 use serde_json::json;
 
@@ -35,6 +35,18 @@ fn connection(url: &str) -> Connection {
         HttpTransport::new(url).expect("valid url"),
         common::config(),
     )
+}
+
+/// A test server replying in `reply` mode (its other settings the
+/// defaults), and a connection to it.
+async fn replying(reply: Reply) -> (TestHttpServer, Connection) {
+    let srv = server(Behavior {
+        reply,
+        ..Default::default()
+    })
+    .await;
+    let conn = connection(&srv.url());
+    (srv, conn)
 }
 
 /// What the server recorded after the era probe: the probe

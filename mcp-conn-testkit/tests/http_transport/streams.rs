@@ -22,12 +22,7 @@ use crate::{connection, echo, handshake_error, server, transport_error};
 #[tokio::test]
 async fn json_and_sse_replies_are_both_handled() {
     for reply in [Reply::Json, Reply::Sse] {
-        let srv = server(Behavior {
-            reply,
-            ..Default::default()
-        })
-        .await;
-        let conn = connection(&srv.url());
+        let (_srv, conn) = crate::replying(reply).await;
         let client = within("connect", conn.connect()).await.expect("connects");
         assert_eq!(client.protocol_version(), Some("2025-11-25"), "{reply:?}");
         assert_eq!(
