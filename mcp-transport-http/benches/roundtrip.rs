@@ -16,8 +16,10 @@
 //! 2. `Client::call_tool("echo", ..)` over `HttpTransport`.
 //!
 //! Each is measured sequentially (p50, p90, p99) and with 64 calls in
-//! flight (calls/s). The sequential calls run in alternating blocks (floor,
-//! ours, ours, floor, …) so that drift on a shared machine hits both alike.
+//! flight (calls/s), each in alternating blocks (floor, ours, ours, floor,
+//! …) so that drift on a shared machine hits both alike. With 64 in flight
+//! the server process's CPU per call is printed too: there, the server is
+//! what sets the pace.
 //! The client side runs on one current-thread tokio runtime; the server is
 //! rmcp on its own current-thread runtime, in its own process.
 
@@ -50,6 +52,9 @@ type Bare = HyperClient<HttpConnector, Full<Bytes>>;
 const IN_FLIGHT: usize = 64;
 /// Blocks the sequential calls are split into, alternating floor and ours.
 const BLOCKS: usize = 20;
+/// Blocks the calls with 64 in flight are split into (each side's), also
+/// alternating.
+const IN_FLIGHT_BLOCKS: usize = 5;
 /// What the floor's headers and body must reproduce of ours.
 const SENTINEL_ID: i64 = 987_654_321;
 
@@ -319,6 +324,8 @@ async fn our_call(client: &Client) -> Result<(), Failure> {
 struct Figures {
     /// CPU time of the client's thread per call (Linux), if known.
     cpu: Option<Duration>,
+    /// CPU time of the server's process per call (Linux; 64 in flight).
+    server_cpu: Option<Duration>,
     p50: Duration,
     p90: Duration,
     p99: Duration,
@@ -330,6 +337,7 @@ fn summarize(mut samples: Vec<Duration>, busy: Duration) -> Figures {
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     Figures {
         cpu: None,
+        server_cpu: None,
         p50: at(0.5),
         p90: at(0.9),
         p99: at(0.99),
@@ -400,41 +408,53 @@ async fn measure(bin: &PathBuf, mode: &Mode, calls: usize) -> Result<Measured, F
         }
     }
 
-    // 64 in flight: floor, ours, ours, floor; each half the calls.
+    // 64 in flight, in alternating blocks too (floor, ours, ours, floor,
+    // …): the server's own speed drifts by ±20 % between seconds here, and
+    // with 64 in flight the server is what sets the pace.
     let (mut floor_c, mut ours_c) = (Vec::new(), Vec::new());
     let (mut floor_c_busy, mut ours_c_busy) = (Duration::ZERO, Duration::ZERO);
-    for turn in [0, 1, 1, 0] {
-        let per_task = calls / IN_FLIGHT / 2;
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in 0..IN_FLIGHT {
-            let (bare, script, client) = (bare.clone(), script.clone(), client.clone());
-            let first_id = id + 1 + (t * per_task) as u64;
-            tasks.spawn(async move {
-                let mut samples = Vec::with_capacity(per_task);
-                for i in 0..per_task {
-                    let s = Instant::now();
-                    if turn == 0 {
-                        floor_call(&bare, &script, first_id + i as u64).await?;
-                    } else {
-                        our_call(&client).await?;
+    // CPU per call: [the client's thread, the server's process].
+    let (mut floor_c_cpu, mut ours_c_cpu) = ([Duration::ZERO; 2], [Duration::ZERO; 2]);
+    let per_task = calls / IN_FLIGHT / IN_FLIGHT_BLOCKS;
+    for b in 0..IN_FLIGHT_BLOCKS {
+        for turn in if b % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let before = [thread_cpu(), process_cpu(server.child.id())];
+            let started = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for t in 0..IN_FLIGHT {
+                let (bare, script, client) = (bare.clone(), script.clone(), client.clone());
+                let first_id = id + 1 + (t * per_task) as u64;
+                tasks.spawn(async move {
+                    let mut samples = Vec::with_capacity(per_task);
+                    for i in 0..per_task {
+                        let s = Instant::now();
+                        if turn == 0 {
+                            floor_call(&bare, &script, first_id + i as u64).await?;
+                        } else {
+                            our_call(&client).await?;
+                        }
+                        samples.push(s.elapsed());
                     }
-                    samples.push(s.elapsed());
-                }
-                Ok::<_, Failure>(samples)
-            });
-        }
-        id += (IN_FLIGHT * per_task) as u64;
-        let mut all = Vec::with_capacity(per_task * IN_FLIGHT);
-        while let Some(done) = tasks.join_next().await {
-            all.extend(done??);
-        }
-        if turn == 0 {
-            floor_c.extend(all);
-            floor_c_busy += started.elapsed();
-        } else {
-            ours_c.extend(all);
-            ours_c_busy += started.elapsed();
+                    Ok::<_, Failure>(samples)
+                });
+            }
+            id += (IN_FLIGHT * per_task) as u64;
+            let mut all = Vec::with_capacity(per_task * IN_FLIGHT);
+            while let Some(done) = tasks.join_next().await {
+                all.extend(done??);
+            }
+            let busy = started.elapsed();
+            let after = [thread_cpu(), process_cpu(server.child.id())];
+            let (samples, total_busy, cpu) = if turn == 0 {
+                (&mut floor_c, &mut floor_c_busy, &mut floor_c_cpu)
+            } else {
+                (&mut ours_c, &mut ours_c_busy, &mut ours_c_cpu)
+            };
+            samples.extend(all);
+            *total_busy += busy;
+            for ((total, a), b) in cpu.iter_mut().zip(after).zip(before) {
+                *total += a.zip(b).map_or(Duration::ZERO, |(a, b)| a - b);
+            }
         }
     }
     conn.disconnect().await;
@@ -448,9 +468,20 @@ async fn measure(bin: &PathBuf, mode: &Mode, calls: usize) -> Result<Measured, F
             cpu: ours_cpu.map(|c| c / ours.len() as u32),
             ..summarize(ours, ours_busy)
         },
-        floor_concurrent: summarize(floor_c, floor_c_busy),
-        ours_concurrent: summarize(ours_c, ours_c_busy),
+        floor_concurrent: in_flight(floor_c, floor_c_busy, floor_c_cpu),
+        ours_concurrent: in_flight(ours_c, ours_c_busy, ours_c_cpu),
     })
+}
+
+/// The figures of the calls made with 64 in flight, with the CPU per call
+/// of the client's thread and of the server's process.
+fn in_flight(samples: Vec<Duration>, busy: Duration, cpu: [Duration; 2]) -> Figures {
+    let per_call = |d: Duration| Some(d / samples.len().max(1) as u32);
+    Figures {
+        cpu: per_call(cpu[0]),
+        server_cpu: per_call(cpu[1]),
+        ..summarize(samples, busy)
+    }
 }
 
 /// The CPU time the calling thread has run (`/proc/thread-self/schedstat`,
@@ -461,13 +492,29 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// The CPU time (user and system) process `pid` has run, from
+/// `/proc/<pid>/stat` (Linux; in clock ticks of 10 ms).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses): utime, stime are
+    // the 12th and 13th of them.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+fn shown(cpu: Option<Duration>) -> String {
+    cpu.map_or_else(|| "-".to_owned(), |c| format!("{:.1}", micros(c)))
+}
+
 fn row(mode: &str, measure: &str, f: &Figures, ratio: f64) {
     println!(
-        "{:<28} {:<26} {:>8.1} {:>8.1} {:>8.1} {:>9.0} {:>7.2} {:>8}",
+        "{:<28} {:<26} {:>8.1} {:>8.1} {:>8.1} {:>9.0} {:>7.2} {:>8} {:>8}",
         mode,
         measure,
         micros(f.p50),
@@ -475,8 +522,8 @@ fn row(mode: &str, measure: &str, f: &Figures, ratio: f64) {
         micros(f.p99),
         f.per_sec,
         ratio,
-        f.cpu
-            .map_or_else(|| "-".to_owned(), |c| format!("{:.1}", micros(c)))
+        shown(f.cpu),
+        shown(f.server_cpu),
     );
 }
 
@@ -516,8 +563,16 @@ fn main() -> Result<(), Failure> {
          client on one current-thread runtime"
     );
     println!(
-        "{:<28} {:<26} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8}",
-        "reply mode", "measure", "p50 µs", "p90 µs", "p99 µs", "calls/s", "/floor", "cpu µs"
+        "{:<28} {:<26} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8}",
+        "reply mode",
+        "measure",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "calls/s",
+        "/floor",
+        "cpu µs",
+        "srv µs"
     );
     for (name, m) in &results {
         row(name, "bare hyper floor", &m.floor, 1.0);
@@ -537,7 +592,7 @@ fn main() -> Result<(), Failure> {
     }
     println!(
         "\n/floor: sequential p50 over the floor's (goal <= 1.15); in flight, calls/s over the floor's (goal >= 1.00)\n\
-         cpu µs: CPU time of the client's thread per sequential call (the server's is not counted)"
+         cpu µs: CPU time of the client's thread per call; srv µs: the server process's per call (64 in flight; 10 ms ticks)"
     );
     Ok(())
 }
