@@ -74,9 +74,40 @@ struct Inline {
 }
 
 struct Wire {
-    replies: Mutex<VecDeque<Message>>,
+    replies: Mutex<Replies>,
     ready: Notify,
     closed: AtomicBool,
+}
+
+/// What the server said, not yet read: the oldest reply in a slot of its
+/// own (a link holds one at a time but for bursts, so its queue is
+/// empty and allocates nothing in the steady state), the rest in order.
+#[derive(Default)]
+struct Replies {
+    first: Option<Message>,
+    more: VecDeque<Message>,
+}
+
+impl Replies {
+    fn push(&mut self, msg: Message) {
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(msg);
+        } else {
+            self.more.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Message> {
+        if let Some(msg) = self.first.take() {
+            return Some(msg);
+        }
+        let msg = self.more.pop_front();
+        if msg.is_some() && self.more.is_empty() {
+            // An idle link holds no buffer.
+            self.more = VecDeque::new();
+        }
+        msg
+    }
 }
 
 struct InlineTx {
@@ -92,7 +123,7 @@ struct InlineRx {
 impl Transport for Inline {
     async fn connect(&self) -> Result<Link, TransportError> {
         let wire = Arc::new(Wire {
-            replies: Mutex::new(VecDeque::new()),
+            replies: Mutex::new(Replies::default()),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
         });
@@ -129,7 +160,7 @@ impl InlineTx {
     fn answer_now(&self, msg: &Message) {
         if let Message::Request(req) = msg {
             if let Some(reply) = answer(&self.server, req) {
-                self.wire.replies.lock().push_back(reply);
+                self.wire.replies.lock().push(reply);
                 self.wire.ready.notify_one();
             }
         }
@@ -162,15 +193,8 @@ impl LinkTx for InlineTx {
 impl LinkRx for InlineRx {
     async fn recv(&mut self) -> Result<Option<Inbound>, TransportError> {
         loop {
-            {
-                let mut q = self.wire.replies.lock();
-                if let Some(msg) = q.pop_front() {
-                    if q.is_empty() {
-                        // An idle link holds no buffer.
-                        *q = VecDeque::new();
-                    }
-                    return Ok(Some(msg.into()));
-                }
+            if let Some(msg) = self.wire.replies.lock().pop() {
+                return Ok(Some(msg.into()));
             }
             if self.wire.closed.load(Ordering::SeqCst) {
                 return Ok(None);

@@ -9,6 +9,7 @@ mod event;
 mod monitor;
 mod pool;
 mod reload;
+mod schedule;
 mod settings;
 
 pub use catalog::{Collision, QualifiedTool, ToolCatalog, ToolSetDiff};

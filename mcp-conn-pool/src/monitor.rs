@@ -1,8 +1,9 @@
-//! The pool's one health monitor: a schedule of next-probe times in a
-//! `DelayQueue`, probes run as futures inside this one task, at most
+//! The pool's one health monitor: the servers' next probes in a
+//! [`Schedule`], probes run inside this one task (light probes answered
+//! through one `Notify`, the others as futures), at most
 //! `max_concurrent_probes` at a time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +16,11 @@ use mcp_conn_core::{Connection, PendingProbe, ProbeResult, ProbeStart};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::time::{delay_queue, DelayQueue};
 
 use crate::catalog::ToolSetDiff;
 use crate::event::PoolEvent;
 use crate::pool::PoolInner;
+use crate::schedule::{Schedule, Slot};
 
 /// What the pool tells its monitor.
 #[derive(Debug)]
@@ -34,59 +35,6 @@ pub(crate) enum MonitorCmd {
     Recheck(String, Option<Arc<AtomicBool>>),
 }
 
-/// `interval` spread by up to ±`jitter` (a fraction), so 1,000 servers added
-/// at once are not probed in the same instant.
-pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    if jitter == 0.0 {
-        return interval;
-    }
-    interval.mul_f64(1.0 + jitter * (2.0 * rng.f64() - 1.0))
-}
-
-/// A server the monitor probes.
-struct Probed {
-    /// Weak: a server removed from the pool is not kept alive by its
-    /// schedule.
-    conn: Weak<Connection>,
-    interval: Duration,
-    /// Its next probe, unless one runs now.
-    next: Option<delay_queue::Key>,
-}
-
-/// The longest step of the grid probes are due on.
-const MAX_TICK: Duration = Duration::from_millis(20);
-
-/// When a probe `delay` from now is due: rounded up to the grid of
-/// `interval / 50` (at most [`MAX_TICK`]) counted from `origin`. Probes due
-/// within one step run together, so 10,000 servers probed every second
-/// wake the runtime 50 times a second instead of at every millisecond (each
-/// wakeup of an idle runtime costs tens of microseconds of CPU), for a
-/// probe at most 2 % of its interval late.
-pub(crate) fn due_on_grid(
-    origin: Instant,
-    now: Instant,
-    delay: Duration,
-    interval: Duration,
-) -> Instant {
-    let at = now + delay;
-    let tick = (interval / 50).min(MAX_TICK).as_nanos();
-    if tick == 0 || at <= origin {
-        return at;
-    }
-    let since = (at - origin).as_nanos();
-    let steps = since.div_ceil(tick);
-    let aligned = steps.saturating_mul(tick);
-    match u64::try_from(aligned) {
-        Ok(nanos) => origin + Duration::from_nanos(nanos),
-        Err(_) => at,
-    }
-}
-
 /// How often light probes still unanswered are looked at for their
 /// deadlines. Their answers wake the monitor themselves (one wake-up for
 /// many answers).
@@ -94,56 +42,63 @@ const CHECK_EVERY: Duration = Duration::from_millis(50);
 
 /// A light probe in flight ([`Connection::start_probe`]).
 struct Waiting {
-    name: Arc<str>,
+    slot: Slot,
     conn: Arc<Connection>,
     probe: PendingProbe,
 }
 
-/// The schedule and the table of probed servers.
-struct Servers {
-    schedule: DelayQueue<Arc<str>>,
-    table: HashMap<Arc<str>, Probed>,
-    rng: fastrand::Rng,
-    origin: Instant,
-    jitter: f64,
+/// A probe of `slot` ended: tells the pool's listeners and schedules the
+/// next one. `false`: the pool is gone.
+fn finished(
+    pool: &Weak<PoolInner>,
+    schedule: &mut Schedule,
+    slot: Slot,
+    result: ProbeResult,
+) -> bool {
+    let Some(inner) = pool.upgrade() else {
+        return false;
+    };
+    // Removed while its probe ran (or removed and added again): no result,
+    // no next probe for the old one.
+    let Some(name) = schedule.finished(slot) else {
+        return true;
+    };
+    if inner.events.receiver_count() > 0 {
+        let _ = inner.events.send(PoolEvent::Probed {
+            name: name.to_string(),
+            ok: result.ok,
+            latency: result.latency,
+            error: result.error,
+        });
+    }
+    true
 }
 
-impl Servers {
-    /// A probe of `name` (the connection `probed`) finished: tell the
-    /// pool's listeners and schedule the next one. `false`: the pool is
-    /// gone.
-    fn finished(
-        &mut self,
-        pool: &Weak<PoolInner>,
-        name: Arc<str>,
-        probed: &Connection,
-        result: ProbeResult,
-    ) -> bool {
-        let Some(inner) = pool.upgrade() else {
-            return false;
-        };
-        // Removed while its probe ran (or removed and added again): no
-        // result, no next probe for the old one.
-        let Some(server) = self
-            .table
-            .get_mut(&name)
-            .filter(|s| s.next.is_none() && std::ptr::eq(s.conn.as_ptr(), probed))
-        else {
-            return true;
-        };
-        if inner.events.receiver_count() > 0 {
-            let _ = inner.events.send(PoolEvent::Probed {
-                name: name.to_string(),
-                ok: result.ok,
-                latency: result.latency,
-                error: result.error,
-            });
+/// Light probes in flight, and a spare list their undecided ones move to
+/// when they are looked at (so looking allocates nothing).
+#[derive(Default)]
+struct Waitings {
+    list: Vec<Waiting>,
+    spare: Vec<Waiting>,
+}
+
+impl Waitings {
+    /// Looks at every light probe in flight once; the decided ones are
+    /// finished, the others wait on. `false`: the pool is gone.
+    fn check(&mut self, pool: &Weak<PoolInner>, schedule: &mut Schedule) -> bool {
+        let now = Instant::now();
+        std::mem::swap(&mut self.list, &mut self.spare);
+        let mut alive = true;
+        for Waiting { slot, conn, probe } in self.spare.drain(..) {
+            if !alive {
+                continue;
+            }
+            match conn.check_probe(probe, now) {
+                Ok(result) => alive = finished(pool, schedule, slot, result),
+                Err(probe) => self.list.push(Waiting { slot, conn, probe }),
+            }
         }
-        drop(inner);
-        let delay = jittered(server.interval, self.jitter, &mut self.rng);
-        let at = due_on_grid(self.origin, Instant::now(), delay, server.interval);
-        server.next = Some(self.schedule.insert_at(name, at));
-        true
+        alive
     }
 }
 
@@ -154,24 +109,26 @@ pub(crate) async fn run(
     max_probes: usize,
     jitter: f64,
 ) {
-    // The schedule and the table hold the name as an `Arc<str>`, and the
-    // table holds the connection: a probe clones no string and looks
-    // nothing up in the pool.
-    let mut servers = Servers {
-        schedule: DelayQueue::new(),
-        table: HashMap::new(),
-        rng: fastrand::Rng::new(),
-        origin: Instant::now(),
-        jitter,
-    };
+    // The schedule holds each server's name as an `Arc<str>` and its
+    // connection: a probe clones no string and looks nothing up.
+    let mut schedule = Schedule::new(jitter);
     // Probes that run as futures here (`scheduled_probe`: the stateless
     // era, `ListTools`), and light probes waiting to be looked at.
     let mut probes = FuturesUnordered::new();
-    let mut waiting: Vec<Waiting> = Vec::new();
+    let mut waiting = Waitings::default();
     let answered = Arc::new(tokio::sync::Notify::new());
+    // One `Notified` at a time, made anew after it fires: one made per turn
+    // of the loop would join the `Notify`'s waiters and leave them again
+    // each time. (An answer that comes while none waits leaves a permit.)
+    let notified = answered.notified();
+    tokio::pin!(notified);
     let check = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(check);
     let mut check_armed = false;
+    // The next due bucket's timer, reset only when that instant changes.
+    let tick = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tick);
+    let mut tick_at: Option<Instant> = None;
     // Tool rechecks (after a reconnect or a `tools/list_changed`), one per
     // server at a time; a trigger during one runs it again after.
     let mut rechecks = FuturesUnordered::new();
@@ -183,8 +140,50 @@ pub(crate) async fn run(
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
     'monitor: loop {
-        if !waiting.is_empty() && !check_armed {
-            check.as_mut().reset(Instant::now() + CHECK_EVERY);
+        // Start what is due, as many as the limit lets run at once.
+        let now = Instant::now();
+        schedule.take_due(now);
+        while probes.len() + waiting.list.len() < max_probes {
+            let Some(due) = schedule.next_ready() else {
+                break;
+            };
+            if pool.strong_count() == 0 {
+                break 'monitor;
+            }
+            // A connection gone from the pool gets no probe and no next
+            // one (its `Remove` is on its way).
+            let Some(conn) = due.conn.upgrade() else {
+                continue;
+            };
+            let slot = due.slot;
+            match conn.start_probe(Some(answered.clone())) {
+                ProbeStart::Sent(probe) => waiting.list.push(Waiting { slot, conn, probe }),
+                ProbeStart::Finished(result) => {
+                    if !finished(&pool, &mut schedule, slot, result) {
+                        break 'monitor;
+                    }
+                }
+                _ => probes.push(async move {
+                    let result = conn.scheduled_probe().await;
+                    (slot, conn, result)
+                }),
+            }
+        }
+        // Woken at the next due instant, unless probes already wait for a
+        // free place (a probe that ends wakes the loop then).
+        let wake_at = if schedule.has_ready() {
+            None
+        } else {
+            schedule.earliest()
+        };
+        if wake_at != tick_at {
+            if let Some(at) = wake_at {
+                tick.as_mut().reset(at);
+            }
+            tick_at = wake_at;
+        }
+        if !waiting.list.is_empty() && !check_armed {
+            check.as_mut().reset(now + CHECK_EVERY);
             check_armed = true;
         }
         tokio::select! {
@@ -196,23 +195,8 @@ pub(crate) async fn run(
                     let Some(inner) = pool.upgrade() else { break };
                     let conn = inner.get(&name);
                     drop(inner);
-                    let name: Arc<str> = Arc::from(name);
-                    if let Some(old) = servers.table.remove(&name) {
-                        if let Some(key) = old.next {
-                            servers.schedule.remove(&key);
-                        }
-                    }
-                    let delay = jittered(interval, jitter, &mut servers.rng);
-                    let at = due_on_grid(servers.origin, Instant::now(), delay, interval);
-                    let key = servers.schedule.insert_at(name.clone(), at);
-                    servers.table.insert(
-                        name,
-                        Probed {
-                            conn: conn.as_ref().map_or_else(Weak::new, Arc::downgrade),
-                            interval,
-                            next: Some(key),
-                        },
-                    );
+                    let weak = conn.as_ref().map_or_else(Weak::new, Arc::downgrade);
+                    schedule.add(Arc::from(name), weak, interval);
                     // The listener set at insert brings `tools/list_changed`;
                     // in the stateless era a listen stream must ask for it.
                     if let Some(conn) = conn {
@@ -220,18 +204,14 @@ pub(crate) async fn run(
                     }
                 }
                 Some(MonitorCmd::Remove(name)) => {
-                    if let Some(old) = servers.table.remove(name.as_str()) {
-                        if let Some(key) = old.next {
-                            servers.schedule.remove(&key);
-                        }
-                    }
+                    schedule.remove(&name);
                     again.remove(&name);
                 }
                 Some(MonitorCmd::Recheck(name, queued)) => {
                     if let Some(queued) = queued {
                         queued.store(false, Ordering::Release);
                     }
-                    if !servers.table.contains_key(name.as_str()) {
+                    if !schedule.contains(&name) {
                         continue;
                     }
                     if rechecking.contains(&name) {
@@ -246,7 +226,7 @@ pub(crate) async fn run(
                 rechecking.remove(&name);
                 let Some(inner) = pool.upgrade() else { break };
                 if let Some(diff) = diff {
-                    if servers.table.contains_key(name.as_str()) {
+                    if schedule.contains(&name) {
                         let _ = inner.events.send(PoolEvent::ToolsChanged { name: name.clone(), diff });
                     }
                 }
@@ -259,56 +239,24 @@ pub(crate) async fn run(
                 }
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
-                let (name, conn, result): (Arc<str>, Arc<Connection>, ProbeResult) = done;
-                if !servers.finished(&pool, name, &conn, result) {
+                let (slot, _conn, result): (Slot, Arc<Connection>, ProbeResult) = done;
+                if !finished(&pool, &mut schedule, slot, result) {
                     break;
                 }
             }
-            () = async {
-                tokio::select! {
-                    () = answered.notified() => {}
-                    () = &mut check, if check_armed => {}
-                }
-            }, if !waiting.is_empty() => {
-                if check.is_elapsed() {
-                    check_armed = false;
-                }
-                let now = Instant::now();
-                // Every waiting probe looked at once; the undecided wait on.
-                for Waiting { name, conn, probe } in std::mem::take(&mut waiting) {
-                    match conn.check_probe(probe, now) {
-                        Ok(result) => {
-                            if !servers.finished(&pool, name, &conn, result) {
-                                break 'monitor;
-                            }
-                        }
-                        Err(probe) => waiting.push(Waiting { name, conn, probe }),
-                    }
-                }
-            }
-            Some(expired) = servers.schedule.next(), if probes.len() + waiting.len() < max_probes => {
-                let name = expired.into_inner();
-                if pool.strong_count() == 0 {
+            () = &mut notified, if !waiting.list.is_empty() => {
+                notified.set(answered.notified());
+                if !waiting.check(&pool, &mut schedule) {
                     break;
                 }
-                let Some(server) = servers.table.get_mut(&name) else { continue };
-                server.next = None;
-                // A connection gone from the pool gets no probe and no next
-                // one (its `Remove` is on its way).
-                let Some(conn) = server.conn.upgrade() else { continue };
-                match conn.start_probe(Some(answered.clone())) {
-                    ProbeStart::Sent(probe) => waiting.push(Waiting { name, conn, probe }),
-                    ProbeStart::Finished(result) => {
-                        if !servers.finished(&pool, name, &conn, result) {
-                            break;
-                        }
-                    }
-                    _ => probes.push(async move {
-                        let result = conn.scheduled_probe().await;
-                        (name, conn, result)
-                    }),
+            }
+            () = &mut check, if check_armed => {
+                check_armed = false;
+                if !waiting.check(&pool, &mut schedule) {
+                    break;
                 }
             }
+            () = &mut tick, if tick_at.is_some() => tick_at = None,
         }
     }
     tracing::debug!("pool monitor stopped");
@@ -326,39 +274,4 @@ fn recheck(pool: &Weak<PoolInner>, name: String) -> Option<Recheck> {
         let diff = catalog.recheck(&name, &conn).await;
         (name, diff)
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probes_are_due_on_a_grid_never_early_and_at_most_one_step_late() {
-        let origin = Instant::now();
-        let interval = Duration::from_secs(1);
-        let step = Duration::from_millis(20);
-        for ms in [0u64, 1, 19, 20, 21, 999, 1001, 12_345] {
-            let now = origin + Duration::from_millis(ms);
-            let delay = Duration::from_millis(950) + Duration::from_micros(ms * 7);
-            let due = due_on_grid(origin, now, delay, interval);
-            assert!(due >= now + delay, "never early");
-            assert!(due - (now + delay) < step, "at most one step late");
-            assert_eq!(
-                (due - origin).as_nanos() % step.as_nanos(),
-                0,
-                "on the grid"
-            );
-        }
-        // A short interval gets a finer grid: 100 ms -> 2 ms steps.
-        let due = due_on_grid(
-            origin,
-            origin,
-            Duration::from_millis(101),
-            Duration::from_millis(100),
-        );
-        assert_eq!(due - origin, Duration::from_millis(102));
-        // A zero interval has no grid.
-        let due = due_on_grid(origin, origin, Duration::from_nanos(5), Duration::ZERO);
-        assert_eq!(due - origin, Duration::from_nanos(5));
-    }
 }
