@@ -143,7 +143,12 @@ impl Transport for Inline {
 
 fn answer(server: &FakeServer, req: &Request) -> Option<Message> {
     if req.method == "ping" {
-        let empty = serde_json::value::RawValue::from_string("{}".into()).ok()?;
+        // Parsed once: the server's share of a probe is as small as can be.
+        static EMPTY: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>> =
+            std::sync::OnceLock::new();
+        let empty = EMPTY
+            .get_or_init(|| serde_json::value::RawValue::from_string("{}".into()).ok())
+            .clone()?;
         return Some(Message::Response(Response {
             id: Some(req.id.clone()),
             payload: mcp_conn_core::jsonrpc::ResponsePayload::Result(empty),

@@ -54,13 +54,14 @@ fn finished(
     schedule: &mut Schedule,
     slot: Slot,
     result: ProbeResult,
+    now: Instant,
 ) -> bool {
     let Some(inner) = pool.upgrade() else {
         return false;
     };
     // Removed while its probe ran (or removed and added again): no result,
     // no next probe for the old one.
-    let Some(name) = schedule.finished(slot) else {
+    let Some(name) = schedule.finished(slot, now) else {
         return true;
     };
     if inner.events.receiver_count() > 0 {
@@ -94,7 +95,7 @@ impl Waitings {
                 continue;
             }
             match conn.check_probe(probe, now) {
-                Ok(result) => alive = finished(pool, schedule, slot, result),
+                Ok(result) => alive = finished(pool, schedule, slot, result, now),
                 Err(probe) => self.list.push(Waiting { slot, conn, probe }),
             }
         }
@@ -159,7 +160,7 @@ pub(crate) async fn run(
             match conn.start_probe(Some(answered.clone())) {
                 ProbeStart::Sent(probe) => waiting.list.push(Waiting { slot, conn, probe }),
                 ProbeStart::Finished(result) => {
-                    if !finished(&pool, &mut schedule, slot, result) {
+                    if !finished(&pool, &mut schedule, slot, result, now) {
                         break 'monitor;
                     }
                 }
@@ -240,7 +241,7 @@ pub(crate) async fn run(
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
                 let (slot, _conn, result): (Slot, Arc<Connection>, ProbeResult) = done;
-                if !finished(&pool, &mut schedule, slot, result) {
+                if !finished(&pool, &mut schedule, slot, result, Instant::now()) {
                     break;
                 }
             }

@@ -28,7 +28,13 @@ pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng)
     if jitter == 0.0 {
         return interval;
     }
-    interval.mul_f64(1.0 + jitter * (2.0 * rng.f64() - 1.0))
+    // In nanoseconds as f64 (exact below 104 days), cheaper than
+    // `Duration::mul_f64`'s checked conversions.
+    let factor = 1.0 + jitter * (2.0 * rng.f64() - 1.0);
+    match u64::try_from(interval.as_nanos()) {
+        Ok(nanos) => Duration::from_nanos((nanos as f64 * factor) as u64),
+        Err(_) => interval.mul_f64(factor),
+    }
 }
 
 /// The longest step of the grid probes are due on.
@@ -47,16 +53,18 @@ pub(crate) fn due_on_grid(
     interval: Duration,
 ) -> Instant {
     let at = now + delay;
-    let tick = (interval / 50).min(MAX_TICK).as_nanos();
+    // Nanoseconds in u64 (584 years), not u128: a 128-bit division costs
+    // more than the rest of scheduling a probe.
+    let tick = u64::try_from((interval / 50).min(MAX_TICK).as_nanos()).unwrap_or(0);
     if tick == 0 || at <= origin {
         return at;
     }
-    let since = (at - origin).as_nanos();
-    let steps = since.div_ceil(tick);
-    let aligned = steps.saturating_mul(tick);
-    match u64::try_from(aligned) {
-        Ok(nanos) => origin + Duration::from_nanos(nanos),
-        Err(_) => at,
+    let Ok(since) = u64::try_from((at - origin).as_nanos()) else {
+        return at;
+    };
+    match since.div_ceil(tick).checked_mul(tick) {
+        Some(nanos) => origin + Duration::from_nanos(nanos),
+        None => at,
     }
 }
 
@@ -156,7 +164,7 @@ impl Schedule {
             }
         };
         self.by_name.insert(name, slot);
-        self.schedule_next(slot);
+        self.schedule_next(slot, Instant::now());
     }
 
     /// Stops probing `name`; a probe of it that runs is then ignored.
@@ -182,8 +190,8 @@ impl Schedule {
     }
 
     /// Lists the next probe of `slot`'s server, one jittered interval from
-    /// now, on the grid.
-    fn schedule_next(&mut self, slot: Slot) {
+    /// `now`, on the grid.
+    fn schedule_next(&mut self, slot: Slot, now: Instant) {
         let (jitter, origin) = (self.jitter, self.origin);
         let Some(entry) = self.entries.get_mut(slot.index) else {
             return;
@@ -192,7 +200,7 @@ impl Schedule {
             return;
         };
         let delay = jittered(server.interval, jitter, &mut self.rng);
-        let at = due_on_grid(origin, Instant::now(), delay, server.interval);
+        let at = due_on_grid(origin, now, delay, server.interval);
         server.next = Some(at);
         self.buckets.entry(at).or_default().push(slot);
     }
@@ -237,12 +245,12 @@ impl Schedule {
         None
     }
 
-    /// A probe of `slot`'s server ended: lists its next one and gives its
-    /// name, if the slot still holds that server (else it was removed while
-    /// its probe ran: no next probe).
-    pub(crate) fn finished(&mut self, slot: Slot) -> Option<Arc<str>> {
+    /// A probe of `slot`'s server ended (by `now`): lists its next one and
+    /// gives its name, if the slot still holds that server (else it was
+    /// removed while its probe ran: no next probe).
+    pub(crate) fn finished(&mut self, slot: Slot, now: Instant) -> Option<Arc<str>> {
         let name = self.server(slot).filter(|s| s.next.is_none())?.name.clone();
-        self.schedule_next(slot);
+        self.schedule_next(slot, now);
         Some(name)
     }
 }
@@ -288,6 +296,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn jitter_spreads_an_interval_within_its_fraction() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let second = Duration::from_secs(1);
+        assert_eq!(jittered(second, 0.0, &mut rng), second);
+        assert_eq!(jittered(second, f64::NAN, &mut rng), second);
+        let spread: Vec<Duration> = (0..1000).map(|_| jittered(second, 0.1, &mut rng)).collect();
+        assert!(spread
+            .iter()
+            .all(|d| *d >= Duration::from_millis(900) && *d <= Duration::from_millis(1100)));
+        assert!(spread.iter().any(|d| *d < Duration::from_millis(950)));
+        assert!(spread.iter().any(|d| *d > Duration::from_millis(1050)));
+        // Past u64 nanoseconds, still spread.
+        let huge = Duration::from_secs(u64::MAX / 2);
+        assert!(jittered(huge, 0.5, &mut rng) <= huge.mul_f64(1.5));
+    }
+
     fn names(schedule: &mut Schedule) -> Vec<String> {
         std::iter::from_fn(|| schedule.next_ready())
             .collect::<Vec<_>>()
@@ -314,7 +339,7 @@ mod tests {
         s.take_due(start + 10 * second);
         assert_eq!(names(&mut s), ["b"]);
         tokio::time::advance(3 * second).await;
-        assert_eq!(s.finished(due.slot).as_deref(), Some("a"));
+        assert_eq!(s.finished(due.slot, Instant::now()).as_deref(), Some("a"));
         assert_eq!(s.earliest(), Some(start + 4 * second));
     }
 
@@ -335,11 +360,18 @@ mod tests {
         );
         s.remove("gone");
         assert!(!s.contains("gone"));
-        assert_eq!(s.finished(gone.slot), None, "removed while it ran");
+        assert_eq!(
+            s.finished(gone.slot, Instant::now()),
+            None,
+            "removed while it ran"
+        );
         // Its slot, reused by a new server, does not take the old probe.
         s.add("new".into(), Weak::new(), second);
-        assert_eq!(s.finished(gone.slot), None);
-        assert_eq!(s.finished(running.slot).as_deref(), Some("running"));
+        assert_eq!(s.finished(gone.slot, Instant::now()), None);
+        assert_eq!(
+            s.finished(running.slot, Instant::now()).as_deref(),
+            Some("running")
+        );
         // Replaced by name while listed: only the new listing counts.
         s.add("running".into(), Weak::new(), 5 * second);
         s.take_due(start + 3 * second);

@@ -9,9 +9,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::ReusableBoxFuture;
 
 use super::pending::Queued;
 use super::reader::Reader;
@@ -34,16 +36,38 @@ const MAX_BATCH: usize = 128;
 pub(super) struct Outgoing {
     pub(super) requests: mpsc::Receiver<Queued>,
     pub(super) replies: mpsc::Receiver<Queued>,
+    /// Both queues were last polled to `Pending` (their wakers are set)
+    /// and have not given a message since.
+    pub(super) armed: bool,
 }
 
 impl Outgoing {
-    async fn recv(&mut self) -> Option<Message> {
-        let msg = tokio::select! {
-            biased;
-            Some(msg) = self.replies.recv() => Some(msg),
-            msg = self.requests.recv() => msg,
-        };
-        msg.map(|m| *m)
+    /// The next message to write, replies first; `None` once both queues
+    /// are closed and drained.
+    ///
+    /// Not polled while armed and nothing is unwritten: every message is
+    /// counted unwritten (`WriterSlot`) before it is queued, and its
+    /// queueing wakes the waker the queues already hold, so the queues are
+    /// then empty and need no look (two channel polls per turn, the most
+    /// of an idle link task's wake-up for an answer). The queues' senders
+    /// live in the `ClientInner` this task's reader holds, so they cannot
+    /// close unseen meanwhile.
+    fn poll_recv(&mut self, cx: &mut Context<'_>, reader: &Reader) -> Poll<Option<Message>> {
+        if self.armed && reader.inner.writer.lock().unwritten == 0 {
+            return Poll::Pending;
+        }
+        // `None` from the reply queue alone (its senders gone) is not the
+        // end: requests may still come.
+        if let Poll::Ready(Some(msg)) = self.replies.poll_recv(cx) {
+            self.armed = false;
+            return Poll::Ready(Some(*msg));
+        }
+        let got = self.requests.poll_recv(cx).map(|msg| msg.map(|m| *m));
+        // A channel out of the task's cooperative budget answers `Pending`
+        // without keeping the waker: only armed when budget is left (it is
+        // spent on `Ready` only).
+        self.armed = got.is_pending() && tokio::task::coop::has_budget_remaining();
+        got
     }
 
     fn try_recv(&mut self) -> Option<Message> {
@@ -91,17 +115,29 @@ struct Reading {
     /// The link's `recv` in progress: it owns the receiving half and hands
     /// it back with what it got. Kept across wakeups of the task (a write,
     /// a handler), so `recv` is called once per message, not once per
-    /// wakeup. `None` once reading ended.
-    rx: Option<Pin<Box<dyn Future<Output = Received> + Send>>>,
+    /// wakeup; the next `recv` reuses its allocation. `None` once reading
+    /// ended.
+    rx: Option<ReusableBoxFuture<'static, Received>>,
     exit: Option<oneshot::Sender<ReaderExit>>,
 }
 
-fn receive(mut rx: Box<dyn LinkRx>) -> Pin<Box<dyn Future<Output = Received> + Send>> {
-    Box::pin(async move {
-        let got = rx.recv().await;
-        (rx, got)
-    })
+async fn receive(mut rx: Box<dyn LinkRx>) -> Received {
+    let got = rx.recv().await;
+    (rx, got)
 }
+
+/// What the idle link task waits for, routing what it reads meanwhile.
+enum Turn {
+    /// A message to write.
+    Write(Message),
+    /// The session stopped, or nothing more will be written.
+    Stop,
+}
+
+/// How many messages the link task routes in one turn before it looks at
+/// its other work (and yields if there is none), so that a server that
+/// never stops sending starves neither our writes nor the runtime.
+const READS_PER_TURN: usize = 32;
 
 enum Read {
     Handler(Result<(tokio::task::Id, ()), tokio::task::JoinError>),
@@ -123,20 +159,59 @@ impl Drop for Reading {
 
 impl Reading {
     /// The next thing to read: a handler that finished or what the link
-    /// brings. Pending forever once reading ended. Cancel-safe.
-    async fn next(&mut self) -> Read {
+    /// brings. Pending forever once reading ended.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
         let Some(rx) = self.rx.as_mut() else {
-            return std::future::pending().await;
+            return Poll::Pending;
         };
         let running = &mut self.reader.running;
-        tokio::select! {
-            biased;
-            Some(done) = running.join_next_with_id(), if !running.is_empty() => Read::Handler(done),
-            (link, got) = rx.as_mut() => {
-                *rx = receive(link);
-                Read::Inbound(got)
+        if !running.is_empty() {
+            if let Poll::Ready(Some(done)) = running.poll_join_next_with_id(cx) {
+                return Poll::Ready(Read::Handler(done));
             }
         }
+        rx.poll(cx).map(|(link, got)| {
+            rx.set(receive(link));
+            Read::Inbound(got)
+        })
+    }
+
+    /// [`Reading::poll_next`] as a future. Cancel-safe.
+    async fn next(&mut self) -> Read {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Routes what has been read until the next message to write (or the
+    /// stop). Each message read is routed in the same turn as its wake-up,
+    /// and the stop and the queues are looked at once per turn, not once
+    /// per message.
+    fn poll_turn(
+        &mut self,
+        cx: &mut Context<'_>,
+        stop: &mut oneshot::Receiver<()>,
+        out: &mut Outgoing,
+    ) -> Poll<Turn> {
+        let mut more = true;
+        for _ in 0..READS_PER_TURN {
+            match self.poll_next(cx) {
+                Poll::Ready(read) => self.handle(read),
+                Poll::Pending => {
+                    more = false;
+                    break;
+                }
+            }
+        }
+        if Pin::new(stop).poll(cx).is_ready() {
+            return Poll::Ready(Turn::Stop);
+        }
+        if let Poll::Ready(msg) = out.poll_recv(cx, &self.reader) {
+            return Poll::Ready(msg.map_or(Turn::Stop, Turn::Write));
+        }
+        if more {
+            // More may be ready to read: come back once others have run.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 
     fn handle(&mut self, read: Read) {
@@ -174,22 +249,17 @@ impl LinkTask {
         } = self;
         let mut reading = Reading {
             reader,
-            rx: Some(receive(rx)),
+            rx: Some(ReusableBoxFuture::new(receive(rx))),
             exit: Some(exit),
         };
         'run: loop {
-            // Not biased: a server that never stops sending must not starve
-            // our writes, nor our writes its reading.
-            let first = tokio::select! {
-                _ = &mut stop => break 'run,
-                read = reading.next() => {
-                    reading.handle(read);
-                    continue 'run;
-                }
-                msg = out.recv() => match msg {
-                    Some(msg) => msg,
-                    None => break 'run,
-                },
+            // A server that never stops sending does not starve our writes
+            // (`READS_PER_TURN`), nor our writes its reading (the write
+            // loop below reads too).
+            let turn = std::future::poll_fn(|cx| reading.poll_turn(cx, &mut stop, &mut out));
+            let first = match turn.await {
+                Turn::Write(msg) => msg,
+                Turn::Stop => break 'run,
             };
             // A lone message (the common case: one caller at a time) is
             // written as it is; a batch is made only when more wait, and

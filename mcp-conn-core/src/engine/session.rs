@@ -124,6 +124,7 @@ impl Session {
                 out: Outgoing {
                     requests: out_rx,
                     replies: replies_rx,
+                    armed: false,
                 },
                 stop: stopped,
                 grace: config.close_grace,
