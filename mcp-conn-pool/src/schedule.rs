@@ -167,7 +167,9 @@ impl Schedule {
         self.schedule_next(slot, Instant::now());
     }
 
-    /// Stops probing `name`; a probe of it that runs is then ignored.
+    /// Stops probing `name`; a probe of it that runs is then ignored. Its
+    /// listing stays in its bucket (a `Slot`, 16 bytes) until that bucket
+    /// is due, one interval at most, and is skipped then.
     pub(crate) fn remove(&mut self, name: &str) {
         if let Some(slot) = self.by_name.remove(name) {
             self.entries[slot.index].server = None;
@@ -313,6 +315,19 @@ mod tests {
         assert!(jittered(huge, 0.5, &mut rng) <= huge.mul_f64(1.5));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_server_removed_and_added_again_in_one_grid_step_is_due_once() {
+        let mut s = Schedule::new(0.0);
+        let second = Duration::from_secs(1);
+        let start = Instant::now();
+        s.add("a".into(), Weak::new(), second);
+        s.remove("a");
+        s.add("a".into(), Weak::new(), second);
+        // Both listings fall in the same bucket; only the live one counts.
+        s.take_due(start + second);
+        assert_eq!(names(&mut s), ["a"]);
+    }
+
     fn names(schedule: &mut Schedule) -> Vec<String> {
         std::iter::from_fn(|| schedule.next_ready())
             .collect::<Vec<_>>()
@@ -372,6 +387,13 @@ mod tests {
             s.finished(running.slot, Instant::now()).as_deref(),
             Some("running")
         );
+        // Its result is not the new server's, even while the new one's own
+        // probe runs.
+        s.take_due(start + second);
+        let new = s.next_ready().expect("new is due");
+        assert_eq!(s.name_of(&new), "new");
+        assert_eq!(s.finished(gone.slot, Instant::now()), None);
+        assert_eq!(s.finished(new.slot, Instant::now()).as_deref(), Some("new"));
         // Replaced by name while listed: only the new listing counts.
         s.add("running".into(), Weak::new(), 5 * second);
         s.take_due(start + 3 * second);

@@ -53,8 +53,8 @@ const IN_FLIGHT: usize = 64;
 /// Blocks the sequential calls are split into, alternating floor and ours.
 const BLOCKS: usize = 20;
 /// Blocks the calls with 64 in flight are split into (each side's), also
-/// alternating.
-const IN_FLIGHT_BLOCKS: usize = 5;
+/// alternating; even, so that each side goes first as often.
+const IN_FLIGHT_BLOCKS: usize = 6;
 /// What the floor's headers and body must reproduce of ours.
 const SENTINEL_ID: i64 = 987_654_321;
 
@@ -543,6 +543,11 @@ fn main() -> Result<(), Failure> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
+    // Each in-flight block needs a call per task; each sequential block one.
+    let least = IN_FLIGHT * IN_FLIGHT_BLOCKS;
+    if calls < least {
+        return Err(format!("MCP_BENCH_CALLS must be at least {least}").into());
+    }
     let only = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))

@@ -51,7 +51,8 @@ impl Outgoing {
     /// then empty and need no look (two channel polls per turn, the most
     /// of an idle link task's wake-up for an answer). The queues' senders
     /// live in the `ClientInner` this task's reader holds, so they cannot
-    /// close unseen meanwhile.
+    /// close unseen meanwhile. (The waker the queues hold is the link
+    /// task's own, the same at every poll: this runs in that spawned task.)
     fn poll_recv(&mut self, cx: &mut Context<'_>, reader: &Reader) -> Poll<Option<Message>> {
         if self.armed && reader.inner.writer.lock().unwritten == 0 {
             return Poll::Pending;
