@@ -750,10 +750,18 @@ fn ctrl_c_during_check_stops_every_server() {
         started.elapsed().as_secs() < 40,
         "it waited for the 50 s timeout"
     );
-    assert!(
-        !leaks::is_alive(pid),
-        "server {pid} still runs after Ctrl-C"
-    );
+    // The server was still in its handshake: the dropped connect attempt
+    // kills it (SIGKILL) without waiting for its exit, which the kernel
+    // completes a moment later on a busy machine (seen once in CI). So its
+    // end is awaited, bounded, as the testkit's `assert_dead` does.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while leaks::is_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "server {pid} still runs 10 s after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     no_debug_dump(&stderr);
 }
 
