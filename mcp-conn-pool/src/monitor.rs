@@ -166,7 +166,7 @@ pub(crate) async fn run(
                 }
                 _ => probes.push(async move {
                     let result = conn.scheduled_probe().await;
-                    (slot, conn, result)
+                    (slot, result)
                 }),
             }
         }
@@ -240,7 +240,7 @@ pub(crate) async fn run(
                 }
             }
             Some(done) = probes.next(), if !probes.is_empty() => {
-                let (slot, _conn, result): (Slot, Arc<Connection>, ProbeResult) = done;
+                let (slot, result): (Slot, ProbeResult) = done;
                 if !finished(&pool, &mut schedule, slot, result, Instant::now()) {
                     break;
                 }
