@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures_util::task::AtomicWaker;
 use mcp_conn_core::jsonrpc::{Message, Request, Response};
 use mcp_conn_core::testing::{FakeServer, MockTransport};
 use mcp_conn_core::{
@@ -37,7 +38,7 @@ use mcp_conn_core::{
 };
 use mcp_conn_pool::{ConnectionPool, PoolConfig};
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use std::task::Poll;
 
 #[global_allocator]
 static GLOBAL: mcp_conn_testkit::alloc::Counting = mcp_conn_testkit::alloc::Counting;
@@ -75,7 +76,9 @@ struct Inline {
 
 struct Wire {
     replies: Mutex<Replies>,
-    ready: Notify,
+    /// The reading half's waker: one atomic swap per reply, where a
+    /// `Notify` takes a lock and keeps a list of waiters.
+    ready: AtomicWaker,
     closed: AtomicBool,
 }
 
@@ -124,7 +127,7 @@ impl Transport for Inline {
     async fn connect(&self) -> Result<Link, TransportError> {
         let wire = Arc::new(Wire {
             replies: Mutex::new(Replies::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             closed: AtomicBool::new(false),
         });
         Ok(Link::new(
@@ -166,7 +169,7 @@ impl InlineTx {
         if let Message::Request(req) = msg {
             if let Some(reply) = answer(&self.server, req) {
                 self.wire.replies.lock().push(reply);
-                self.wire.ready.notify_one();
+                self.wire.ready.wake();
             }
         }
     }
@@ -189,7 +192,7 @@ impl LinkTx for InlineTx {
 
     async fn close(&mut self, _grace: Duration) -> Result<(), TransportError> {
         self.wire.closed.store(true, Ordering::SeqCst);
-        self.wire.ready.notify_one();
+        self.wire.ready.wake();
         Ok(())
     }
 }
@@ -197,16 +200,22 @@ impl LinkTx for InlineTx {
 #[async_trait]
 impl LinkRx for InlineRx {
     async fn recv(&mut self) -> Result<Option<Inbound>, TransportError> {
-        loop {
-            if let Some(msg) = self.wire.replies.lock().pop() {
-                return Ok(Some(msg.into()));
+        let wire = &self.wire;
+        let next = || match wire.replies.lock().pop() {
+            Some(msg) => Some(Ok(Some(msg.into()))),
+            None if wire.closed.load(Ordering::SeqCst) => Some(Ok(None)),
+            None => None,
+        };
+        std::future::poll_fn(|cx| {
+            if let Some(got) = next() {
+                return Poll::Ready(got);
             }
-            if self.wire.closed.load(Ordering::SeqCst) {
-                return Ok(None);
-            }
-            // A permit stored by `notify_one` before we wait is not lost.
-            self.wire.ready.notified().await;
-        }
+            // Registered, then looked at again: a reply pushed in between
+            // is not missed.
+            wire.ready.register(cx.waker());
+            next().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
     }
 }
 
