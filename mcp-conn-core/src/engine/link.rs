@@ -7,15 +7,13 @@
 //! When reading ends (the link ended, or a write failed) the session's
 //! `closed()` hears of it at once, before the link is closed.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::ReusableBoxFuture;
 
-use super::pending::Queued;
+use super::pending::{ClientInner, Queued};
 use super::reader::Reader;
 use super::session::ReaderExit;
 use crate::error::Error;
@@ -26,6 +24,18 @@ use crate::transport::{Inbound, LinkRx, LinkTx, TransportError};
 /// the close) and put back after it.
 fn take_writer(reader: &Reader) -> Option<Box<dyn LinkTx>> {
     reader.inner.writer.lock().tx.take()
+}
+
+/// Resolves once the session stopped ([`ClientInner::stop_link`]).
+async fn stopped(inner: &ClientInner) {
+    std::future::poll_fn(|cx| {
+        if inner.writer.lock().stopped(cx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// How many messages the writer hands to the link at most in one batch.
@@ -45,16 +55,21 @@ impl Outgoing {
     /// The next message to write, replies first; `None` once both queues
     /// are closed and drained.
     ///
-    /// Not polled while armed and nothing is unwritten: every message is
-    /// counted unwritten (`WriterSlot`) before it is queued, and its
+    /// Not polled while armed and nothing is unwritten (as the caller read
+    /// it from the senders' slot): every message is counted unwritten
+    /// (`WriterSlot`) before it is queued, and its
     /// queueing wakes the waker the queues already hold, so the queues are
     /// then empty and need no look (two channel polls per turn, the most
     /// of an idle link task's wake-up for an answer). The queues' senders
     /// live in the `ClientInner` this task's reader holds, so they cannot
     /// close unseen meanwhile. (The waker the queues hold is the link
     /// task's own, the same at every poll: this runs in that spawned task.)
-    fn poll_recv(&mut self, cx: &mut Context<'_>, reader: &Reader) -> Poll<Option<Message>> {
-        if self.armed && reader.inner.writer.lock().unwritten == 0 {
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        nothing_unwritten: bool,
+    ) -> Poll<Option<Message>> {
+        if self.armed && nothing_unwritten {
             return Poll::Pending;
         }
         // `None` from the reply queue alone (its senders gone) is not the
@@ -100,9 +115,6 @@ pub(super) struct LinkTask {
     pub(super) reader: Reader,
     pub(super) rx: Box<dyn LinkRx>,
     pub(super) out: Outgoing,
-    /// Ends (its sender dropped) when the session stops: stop writing,
-    /// close the link.
-    pub(super) stop: oneshot::Receiver<()>,
     pub(super) grace: Duration,
     /// How reading ended, for `Session::closed`.
     pub(super) exit: oneshot::Sender<ReaderExit>,
@@ -154,7 +166,13 @@ enum Read {
 impl Drop for Reading {
     fn drop(&mut self) {
         // Dropped after the lock is released (its own `Drop` may take time).
-        drop(take_writer(&self.reader));
+        // The task's waker goes too: nothing wakes a task that ended.
+        let tx = {
+            let mut w = self.reader.inner.writer.lock();
+            w.task = None;
+            w.tx.take()
+        };
+        drop(tx);
     }
 }
 
@@ -186,12 +204,7 @@ impl Reading {
     /// stop). Each message read is routed in the same turn as its wake-up,
     /// and the stop and the queues are looked at once per turn, not once
     /// per message.
-    fn poll_turn(
-        &mut self,
-        cx: &mut Context<'_>,
-        stop: &mut oneshot::Receiver<()>,
-        out: &mut Outgoing,
-    ) -> Poll<Turn> {
+    fn poll_turn(&mut self, cx: &mut Context<'_>, out: &mut Outgoing) -> Poll<Turn> {
         let mut more = true;
         for _ in 0..READS_PER_TURN {
             match self.poll_next(cx) {
@@ -202,10 +215,15 @@ impl Reading {
                 }
             }
         }
-        if Pin::new(stop).poll(cx).is_ready() {
-            return Poll::Ready(Turn::Stop);
-        }
-        if let Poll::Ready(msg) = out.poll_recv(cx, &self.reader) {
+        // The stop and what is unwritten, under one look at the slot.
+        let nothing_unwritten = {
+            let mut w = self.reader.inner.writer.lock();
+            if w.stopped(cx) {
+                return Poll::Ready(Turn::Stop);
+            }
+            w.unwritten == 0
+        };
+        if let Poll::Ready(msg) = out.poll_recv(cx, nothing_unwritten) {
             return Poll::Ready(msg.map_or(Turn::Stop, Turn::Write));
         }
         if more {
@@ -244,10 +262,11 @@ impl LinkTask {
             reader,
             rx,
             mut out,
-            mut stop,
             grace,
             exit,
         } = self;
+        // The stop is looked at while `reading` is borrowed by its read.
+        let inner = reader.inner.clone();
         let mut reading = Reading {
             reader,
             rx: Some(ReusableBoxFuture::new(receive(rx))),
@@ -257,7 +276,7 @@ impl LinkTask {
             // A server that never stops sending does not starve our writes
             // (`READS_PER_TURN`), nor our writes its reading (the write
             // loop below reads too).
-            let turn = std::future::poll_fn(|cx| reading.poll_turn(cx, &mut stop, &mut out));
+            let turn = std::future::poll_fn(|cx| reading.poll_turn(cx, &mut out));
             let first = match turn.await {
                 Turn::Write(msg) => msg,
                 Turn::Stop => break 'run,
@@ -295,7 +314,7 @@ impl LinkTask {
                         biased;
                         // A write in progress is abandoned, as the link is
                         // closed next anyway.
-                        _ = &mut stop => break None,
+                        () = stopped(&inner) => break None,
                         sent = &mut write => break Some(sent),
                         read = reading.next() => reading.handle(read),
                     }

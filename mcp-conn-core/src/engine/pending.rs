@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -71,9 +72,38 @@ pub(super) struct WriterSlot {
     /// The link task stopped in the middle of a write: no more direct
     /// writes (the close comes next).
     pub(super) closing: bool,
+    /// The session stopped: the link task stops writing and closes the
+    /// link ([`ClientInner::stop_link`]).
+    pub(super) stop: bool,
+    /// The link task's waker, for the stop. Here, beside what the task
+    /// looks at on every wake-up anyway, rather than in a channel of its
+    /// own: a stop channel's state is one more cold line per wake-up.
+    pub(super) task: Option<Waker>,
 }
 
 impl WriterSlot {
+    /// A slot for the link's sending half.
+    pub(super) fn new(tx: Box<dyn LinkTx>) -> Self {
+        WriterSlot {
+            tx: Some(tx),
+            unwritten: 0,
+            closing: false,
+            stop: false,
+            task: None,
+        }
+    }
+
+    /// Whether the session stopped; if not, the stop will wake `cx`.
+    pub(super) fn stopped(&mut self, cx: &Context<'_>) -> bool {
+        if self.stop {
+            return true;
+        }
+        if !self.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.task = Some(cx.waker().clone());
+        }
+        false
+    }
+
     /// The sending half, if a sender may use it now: it is here, nothing
     /// queued is unwritten, and the link is not closing.
     fn free(&mut self) -> Option<&mut Box<dyn LinkTx>> {
@@ -251,6 +281,19 @@ impl ClientInner {
         }
         for slot in drained {
             let _ = slot.reply.send(Reply::Failed(error.clone()));
+        }
+    }
+
+    /// Tells the link task to stop writing and close the link. Again does
+    /// nothing.
+    pub(super) fn stop_link(&self) {
+        let task = {
+            let mut w = self.writer.lock();
+            w.stop = true;
+            w.task.take()
+        };
+        if let Some(task) = task {
+            task.wake();
         }
     }
 

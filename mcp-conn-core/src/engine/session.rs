@@ -66,9 +66,6 @@ pub(crate) struct Session {
     task: Option<JoinHandle<()>>,
     /// How reading ended, sent by the link task the moment it does.
     exit: Option<oneshot::Receiver<ReaderExit>>,
-    /// Dropped to stop the link task (a oneshot: cheaper to poll on every
-    /// wakeup of the task than a cancellation token).
-    stop: Option<oneshot::Sender<()>>,
     /// The `subscriptions/listen` task (stateless era), if listening.
     pub(super) listening: Option<JoinHandle<()>>,
 }
@@ -88,11 +85,7 @@ impl Session {
         let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
         let inner = Arc::new(ClientInner {
             name: config.name.clone(),
-            writer: Mutex::new(WriterSlot {
-                tx: Some(link.tx),
-                unwritten: 0,
-                closing: false,
-            }),
+            writer: Mutex::new(WriterSlot::new(link.tx)),
             probe: Mutex::new(Default::default()),
             out: out_tx,
             replies: replies_tx,
@@ -107,7 +100,6 @@ impl Session {
             handlers: config.handlers.clone(),
             tool_hints: config.tool_hints.clone(),
         });
-        let (stop, stopped) = oneshot::channel();
         let (exit_tx, exit) = oneshot::channel();
         let task = tokio::spawn(
             LinkTask {
@@ -126,7 +118,6 @@ impl Session {
                     replies: replies_rx,
                     armed: false,
                 },
-                stop: stopped,
                 grace: config.close_grace,
                 exit: exit_tx,
             }
@@ -137,7 +128,6 @@ impl Session {
             client: Client { inner },
             task: Some(task),
             exit: Some(exit),
-            stop: Some(stop),
             listening: None,
         }
     }
@@ -170,7 +160,7 @@ impl Session {
     pub(crate) fn begin_shutdown(&mut self, error: Error) {
         super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
-        self.stop = None;
+        self.client.inner.stop_link();
     }
 
     /// Stops the session: fails what is pending with `error`, closes the link
@@ -179,7 +169,7 @@ impl Session {
     pub(crate) async fn shutdown(mut self, error: Error) {
         super::listen::stop(&mut self.listening);
         self.client.inner.fail_all(error);
-        self.stop = None;
+        self.client.inner.stop_link();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -191,6 +181,6 @@ impl Drop for Session {
         // Not shut down explicitly (e.g. a connect attempt that timed out):
         // the link task still closes the link.
         super::listen::stop(&mut self.listening);
-        self.stop = None;
+        self.client.inner.stop_link();
     }
 }
