@@ -1,8 +1,6 @@
 //! The health score: the Python original's weighted average of recent
 //! outcomes (probes, connects, requests lost in transport).
 
-use std::collections::VecDeque;
-
 /// How many recent outcomes the score looks at (the Python original's 10).
 pub const HEALTH_WINDOW: usize = 10;
 
@@ -38,12 +36,18 @@ pub fn health_score(outcomes: impl IntoIterator<Item = bool>) -> f64 {
     weighted / total
 }
 
-/// The last outcomes of a connection's health checks.
+/// The last outcomes of a connection's health checks: the last
+/// [`HEALTH_WINDOW`] as bits, newest in bit 0 (kept in the connection's own
+/// state: no buffer of its own to allocate, or to fetch on every probe).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HealthHistory {
-    outcomes: VecDeque<bool>,
+    outcomes: u16,
+    len: u8,
     consecutive_failures: u32,
 }
+
+// Every outcome the score looks at fits in `outcomes`.
+const _: () = assert!(HEALTH_WINDOW <= u16::BITS as usize);
 
 impl HealthHistory {
     /// A health probe's outcome: into the score and the failure streak.
@@ -56,14 +60,16 @@ impl HealthHistory {
     /// into the score only. The streak, which decides when a live session
     /// is replaced, counts health probes in a row.
     pub(crate) fn record_outcome(&mut self, ok: bool) {
-        if self.outcomes.len() == HEALTH_WINDOW {
-            self.outcomes.pop_front();
+        self.outcomes = (self.outcomes << 1) | u16::from(ok);
+        if usize::from(self.len) < HEALTH_WINDOW {
+            self.len += 1;
         }
-        self.outcomes.push_back(ok);
     }
 
     pub(crate) fn score(&self) -> f64 {
-        health_score(self.outcomes.iter().copied())
+        // Oldest first: bit `len - 1` down to bit 0.
+        let bits = self.outcomes;
+        health_score((0..self.len).rev().map(|i| bits & (1 << i) != 0))
     }
 
     pub(crate) fn consecutive_failures(&self) -> u32 {
@@ -120,6 +126,31 @@ mod tests {
         assert!(h.score() < 0.2, "recent failures dominate: {}", h.score());
         h.record(true);
         assert_eq!(h.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn long_histories_keep_the_last_ten() {
+        // A fixed pseudo-random run, far longer than the window (and than
+        // the bits that hold it).
+        let mut x = 0x2545_f491_u32;
+        let script: Vec<bool> = (0..200)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x % 3 != 0
+            })
+            .collect();
+        let mut history = HealthHistory::default();
+        for (i, ok) in script.iter().enumerate() {
+            history.record_outcome(*ok);
+            let expected = seed_formula(&script[..=i]);
+            assert!(
+                (history.score() - expected).abs() < 1e-12,
+                "after {} outcomes",
+                i + 1
+            );
+        }
     }
 
     #[test]

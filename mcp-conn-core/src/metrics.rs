@@ -10,11 +10,18 @@ use serde::Serialize;
 use crate::telemetry::{Level, Telemetry};
 
 /// Live counters, shared by a connection and every session it runs.
+///
+/// `repr(C)`: the fields in the order written, what a health probe touches
+/// first, on one cache line.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct Counters {
     pub(crate) requests_ok: AtomicU64,
-    pub(crate) requests_failed: AtomicU64,
     pub(crate) requests_timed_out: AtomicU64,
+    /// When a request last succeeded (passive health): the proof of life
+    /// that lets a scheduled probe be skipped.
+    pub(crate) last_ok: parking_lot::Mutex<Option<tokio::time::Instant>>,
+    pub(crate) requests_failed: AtomicU64,
     pub(crate) unmatched_responses: AtomicU64,
     pub(crate) invalid_messages: AtomicU64,
     pub(crate) reconnects: AtomicU64,
@@ -27,9 +34,6 @@ pub(crate) struct Counters {
     pub(crate) in_flight: GaugeCell,
     /// The per-server limit of requests in flight, if any.
     pub(crate) limit: Option<Arc<Semaphore>>,
-    /// When a request last succeeded (passive health): the proof of life
-    /// that lets a scheduled probe be skipped.
-    pub(crate) last_ok: parking_lot::Mutex<Option<tokio::time::Instant>>,
     /// The same events through the `metrics` facade (feature `metrics`;
     /// nothing without it).
     pub(crate) telemetry: Telemetry,

@@ -7,6 +7,7 @@
 //! handle closes the channel, and the supervisor shuts everything down.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ mod state;
 mod supervisor;
 
 pub use probe::{PendingProbe, ProbeStart};
-use state::{Shared, State};
+use state::{ProbeSettings, Shared, State};
 use supervisor::{Asker, Command, Supervisor};
 
 /// A managed connection to one MCP server: connects, watches health,
@@ -146,6 +147,8 @@ impl Connection {
         let counters = Arc::new(Counters::new(&name, limit));
         Connection {
             shared: Arc::new(Shared {
+                connected: AtomicBool::new(false),
+                probing: ProbeSettings::new(&config),
                 name,
                 transport: Arc::new(transport),
                 config,

@@ -88,7 +88,7 @@ impl Client {
 
     /// Whether the session is still live (its link has not ended).
     pub fn is_open(&self) -> bool {
-        self.inner.terminal().is_none()
+        !self.inner.ended.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Subscribes to the server's notifications. The channel belongs to the

@@ -2,7 +2,7 @@
 //! once by the reader, or failed all at once when the session ends.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -152,26 +152,37 @@ impl Drop for Unwritten<'_> {
     }
 }
 
+/// What a session's callers, its link task and its prober share.
+///
+/// `repr(C)`, so that the fields come in the order written: what a light
+/// health probe touches (`probe.rs`) comes first and shares three cache
+/// lines. A pool probing 10,000 servers a second finds each session's
+/// state cold, and each line fetched costs about as much as the probe's
+/// instructions.
+#[repr(C)]
 pub(super) struct ClientInner {
-    pub(super) name: Arc<str>,
-    /// The link's sending half (see [`WriterSlot`]).
-    pub(super) writer: Mutex<WriterSlot>,
     /// The light health probe in flight (`probe.rs`).
     pub(super) probe: Mutex<super::probe::ProbeSlot>,
+    /// The link's sending half (see [`WriterSlot`]).
+    pub(super) writer: Mutex<WriterSlot>,
+    pub(super) next_id: AtomicI64,
+    /// Set once `pending.terminal` is (it never goes back): whether the
+    /// session is open, read without the lock.
+    pub(super) ended: AtomicBool,
+    /// Set when the session speaks the stateless era: what every request's
+    /// `_meta` carries.
+    pub(super) stateless: OnceLock<super::stateless::StatelessMeta>,
+    pub(super) pending: Mutex<Pending>,
+    pub(super) name: Arc<str>,
     pub(super) out: mpsc::Sender<Queued>,
     /// Replies to server requests: a queue of their own, drained first, so
     /// that neither the reader nor the server waits behind our requests.
     pub(super) replies: mpsc::Sender<Queued>,
-    pub(super) pending: Mutex<Pending>,
-    pub(super) next_id: AtomicI64,
     pub(super) request_timeout: Duration,
     pub(super) server: OnceLock<InitializeResult>,
     pub(super) notifications: Arc<Notifier>,
     pub(super) counters: Arc<Counters>,
     pub(super) on_link_lost: Option<LinkLostHook>,
-    /// Set when the session speaks the stateless era: what every request's
-    /// `_meta` carries.
-    pub(super) stateless: OnceLock<super::stateless::StatelessMeta>,
     /// Answer the input requests of `input_required` results.
     pub(super) handlers: crate::handler::ClientHandlers,
     /// The tools' replay hints, shared by the connection's sessions.
@@ -271,6 +282,7 @@ impl ClientInner {
             let mut p = self.pending();
             let newly_lost = p.terminal.is_none() && matches!(error, Error::ConnectionLost { .. });
             let error = p.terminal.get_or_insert(error).clone();
+            self.ended.store(true, Ordering::Release);
             let drained: Vec<Slot> = p.map.drain().map(|(_, slot)| slot).collect();
             (drained, error, newly_lost)
         };

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -91,6 +91,7 @@ impl Session {
             replies: replies_tx,
             pending: Mutex::new(Pending::default()),
             next_id: AtomicI64::new(0),
+            ended: AtomicBool::new(false),
             request_timeout: config.request_timeout,
             server: OnceLock::new(),
             notifications: config.notifications.clone(),
