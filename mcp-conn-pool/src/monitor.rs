@@ -64,6 +64,7 @@ fn finished(
     let Some(name) = schedule.finished(slot, now) else {
         return true;
     };
+    // The name is copied only for a listener.
     if inner.events.receiver_count() > 0 {
         let _ = inner.events.send(PoolEvent::Probed {
             name: name.to_string(),

@@ -19,7 +19,14 @@ use tokio::time::Instant;
 
 /// `interval` spread by up to ±`jitter` (a fraction), so 1,000 servers added
 /// at once are not probed in the same instant.
+#[cfg(test)]
 pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
+    Duration::from_nanos(jittered_nanos(nanos(interval), jitter, rng))
+}
+
+/// [`jittered`] in nanoseconds: as f64 (exact below 104 days), cheaper than
+/// `Duration::mul_f64`'s checked conversions.
+fn jittered_nanos(interval: u64, jitter: f64, rng: &mut fastrand::Rng) -> u64 {
     let jitter = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
     } else {
@@ -28,13 +35,9 @@ pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng)
     if jitter == 0.0 {
         return interval;
     }
-    // In nanoseconds as f64 (exact below 104 days), cheaper than
-    // `Duration::mul_f64`'s checked conversions.
     let factor = 1.0 + jitter * (2.0 * rng.f64() - 1.0);
-    match u64::try_from(interval.as_nanos()) {
-        Ok(nanos) => Duration::from_nanos((nanos as f64 * factor) as u64),
-        Err(_) => interval.mul_f64(factor),
-    }
+    // `as` saturates.
+    (interval as f64 * factor) as u64
 }
 
 /// The longest step of the grid probes are due on.
@@ -46,26 +49,34 @@ const MAX_TICK: Duration = Duration::from_millis(20);
 /// wake the runtime 50 times a second instead of at every millisecond (each
 /// wakeup of an idle runtime costs tens of microseconds of CPU), for a
 /// probe at most 2 % of its interval late.
+#[cfg(test)]
 pub(crate) fn due_on_grid(
     origin: Instant,
     now: Instant,
     delay: Duration,
     interval: Duration,
 ) -> Instant {
-    let at = now + delay;
-    // Nanoseconds in u64 (584 years), not u128: a 128-bit division costs
-    // more than the rest of scheduling a probe.
-    let tick = u64::try_from((interval / 50).min(MAX_TICK).as_nanos()).unwrap_or(0);
-    if tick == 0 || at <= origin {
+    let at = due_on_grid_nanos(nanos(now - origin), nanos(delay), nanos(interval));
+    origin + Duration::from_nanos(at)
+}
+
+/// [`due_on_grid`] in nanoseconds since the grid's origin, in u64 (584
+/// years; later saturates): a 128-bit division, or an `Instant`'s own
+/// arithmetic, costs more than the rest of scheduling a probe.
+fn due_on_grid_nanos(now: u64, delay: u64, interval: u64) -> u64 {
+    let at = now.saturating_add(delay);
+    let tick = (interval / 50).min(nanos(MAX_TICK));
+    if tick == 0 {
         return at;
     }
-    let Ok(since) = u64::try_from((at - origin).as_nanos()) else {
-        return at;
-    };
-    match since.div_ceil(tick).checked_mul(tick) {
-        Some(nanos) => origin + Duration::from_nanos(nanos),
-        None => at,
-    }
+    at.div_ceil(tick).checked_mul(tick).unwrap_or(at)
+}
+
+/// `d` in nanoseconds, saturating at 584 years.
+fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// Names one server's slot. The generation tells a server from a later
@@ -83,10 +94,15 @@ struct Probed {
     /// Weak: a server removed from the pool is not kept alive by its
     /// schedule.
     conn: Weak<Connection>,
-    interval: Duration,
-    /// When its next probe is due; `None` while one is due now or runs.
-    next: Option<Instant>,
+    /// In nanoseconds.
+    interval: u64,
+    /// When its next probe is due, in nanoseconds since the schedule's
+    /// origin; [`NOT_LISTED`] while one is due now or runs.
+    next: u64,
 }
+
+/// `Probed::next` of a server not listed in a bucket.
+const NOT_LISTED: u64 = u64::MAX;
 
 /// One slot: its server, if any, and its generation (bumped when a new
 /// server takes it).
@@ -107,9 +123,10 @@ pub(crate) struct Schedule {
     /// Slots free for reuse.
     free: Vec<usize>,
     by_name: HashMap<Arc<str>, Slot>,
-    /// Due instant → the servers listed for it. A listing whose server was
-    /// removed or rescheduled since is skipped when its bucket is taken.
-    buckets: BTreeMap<Instant, Vec<Slot>>,
+    /// Due instant (nanoseconds since `origin`) → the servers listed for
+    /// it. A listing whose server was removed or rescheduled since is
+    /// skipped when its bucket is taken.
+    buckets: BTreeMap<u64, Vec<Slot>>,
     /// Due, not yet started (more were due than may run at once).
     ready: VecDeque<Slot>,
     rng: fastrand::Rng,
@@ -139,8 +156,8 @@ impl Schedule {
         let server = Probed {
             name: name.clone(),
             conn,
-            interval,
-            next: None,
+            interval: nanos(interval),
+            next: NOT_LISTED,
         };
         let slot = match self.free.pop() {
             Some(index) => {
@@ -194,21 +211,29 @@ impl Schedule {
     /// Lists the next probe of `slot`'s server, one jittered interval from
     /// `now`, on the grid.
     fn schedule_next(&mut self, slot: Slot, now: Instant) {
-        let (jitter, origin) = (self.jitter, self.origin);
-        let Some(entry) = self.entries.get_mut(slot.index) else {
+        let now = self.since_origin(now);
+        let (jitter, rng) = (self.jitter, &mut self.rng);
+        let Some(server) = self
+            .entries
+            .get_mut(slot.index)
+            .and_then(|e| e.server.as_mut())
+        else {
             return;
         };
-        let Some(server) = entry.server.as_mut() else {
-            return;
-        };
-        let delay = jittered(server.interval, jitter, &mut self.rng);
-        let at = due_on_grid(origin, now, delay, server.interval);
-        server.next = Some(at);
+        let delay = jittered_nanos(server.interval, jitter, rng);
+        // Never the mark of a server not listed (584 years from now).
+        let at = due_on_grid_nanos(now, delay, server.interval).min(NOT_LISTED - 1);
+        server.next = at;
         self.buckets.entry(at).or_default().push(slot);
+    }
+
+    fn since_origin(&self, at: Instant) -> u64 {
+        nanos(at.saturating_duration_since(self.origin))
     }
 
     /// Moves the servers due by `now` to the ready list.
     pub(crate) fn take_due(&mut self, now: Instant) {
+        let now = self.since_origin(now);
         while let Some(entry) = self.buckets.first_entry() {
             if *entry.key() > now {
                 break;
@@ -216,8 +241,8 @@ impl Schedule {
             let (at, listed) = entry.remove_entry();
             for slot in listed {
                 // Skipped: removed, or replaced by a server listed anew.
-                if let Some(server) = self.server(slot).filter(|s| s.next == Some(at)) {
-                    server.next = None;
+                if let Some(server) = self.server(slot).filter(|s| s.next == at) {
+                    server.next = NOT_LISTED;
                     self.ready.push_back(slot);
                 }
             }
@@ -226,7 +251,9 @@ impl Schedule {
 
     /// When the earliest listed probe is due, if any is.
     pub(crate) fn earliest(&self) -> Option<Instant> {
-        self.buckets.first_key_value().map(|(at, _)| *at)
+        self.buckets
+            .first_key_value()
+            .map(|(at, _)| self.origin + Duration::from_nanos(*at))
     }
 
     /// Whether a probe is due and not started.
@@ -237,7 +264,7 @@ impl Schedule {
     /// The next due probe to start, oldest first.
     pub(crate) fn next_ready(&mut self) -> Option<Due> {
         while let Some(slot) = self.ready.pop_front() {
-            if let Some(server) = self.server(slot).filter(|s| s.next.is_none()) {
+            if let Some(server) = self.server(slot).filter(|s| s.next == NOT_LISTED) {
                 return Some(Due {
                     slot,
                     conn: server.conn.clone(),
@@ -250,10 +277,10 @@ impl Schedule {
     /// A probe of `slot`'s server ended (by `now`): lists its next one and
     /// gives its name, if the slot still holds that server (else it was
     /// removed while its probe ran: no next probe).
-    pub(crate) fn finished(&mut self, slot: Slot, now: Instant) -> Option<Arc<str>> {
-        let name = self.server(slot).filter(|s| s.next.is_none())?.name.clone();
+    pub(crate) fn finished(&mut self, slot: Slot, now: Instant) -> Option<&Arc<str>> {
+        self.server(slot).filter(|s| s.next == NOT_LISTED)?;
         self.schedule_next(slot, now);
-        Some(name)
+        Some(&self.entries[slot.index].server.as_ref()?.name)
     }
 }
 
@@ -310,7 +337,7 @@ mod tests {
             .all(|d| *d >= Duration::from_millis(900) && *d <= Duration::from_millis(1100)));
         assert!(spread.iter().any(|d| *d < Duration::from_millis(950)));
         assert!(spread.iter().any(|d| *d > Duration::from_millis(1050)));
-        // Past u64 nanoseconds, still spread.
+        // Past u64 nanoseconds (584 years): saturates, never panics.
         let huge = Duration::from_secs(u64::MAX / 2);
         assert!(jittered(huge, 0.5, &mut rng) <= huge.mul_f64(1.5));
     }
@@ -354,7 +381,10 @@ mod tests {
         s.take_due(start + 10 * second);
         assert_eq!(names(&mut s), ["b"]);
         tokio::time::advance(3 * second).await;
-        assert_eq!(s.finished(due.slot, Instant::now()).as_deref(), Some("a"));
+        assert_eq!(
+            s.finished(due.slot, Instant::now()).map(|n| &**n),
+            Some("a")
+        );
         assert_eq!(s.earliest(), Some(start + 4 * second));
     }
 
@@ -384,7 +414,7 @@ mod tests {
         s.add("new".into(), Weak::new(), second);
         assert_eq!(s.finished(gone.slot, Instant::now()), None);
         assert_eq!(
-            s.finished(running.slot, Instant::now()).as_deref(),
+            s.finished(running.slot, Instant::now()).map(|n| &**n),
             Some("running")
         );
         // Its result is not the new server's, even while the new one's own
@@ -393,7 +423,10 @@ mod tests {
         let new = s.next_ready().expect("new is due");
         assert_eq!(s.name_of(&new), "new");
         assert_eq!(s.finished(gone.slot, Instant::now()), None);
-        assert_eq!(s.finished(new.slot, Instant::now()).as_deref(), Some("new"));
+        assert_eq!(
+            s.finished(new.slot, Instant::now()).map(|n| &**n),
+            Some("new")
+        );
         // Replaced by name while listed: only the new listing counts.
         s.add("running".into(), Weak::new(), 5 * second);
         s.take_due(start + 3 * second);

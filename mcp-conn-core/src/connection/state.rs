@@ -52,6 +52,15 @@ pub(super) struct State {
     pub(super) listen: Option<ListenFilter>,
 }
 
+/// The probe latency's moving average: 70 % the old, 30 % the new. In
+/// nanoseconds (`Duration::mul_f64` goes through checked float conversions
+/// that cost more than the rest of recording a probe).
+fn ewma(avg: Duration, latency: Duration) -> Duration {
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX) as f64;
+    // `as` saturates: an average of 584 years stays one.
+    Duration::from_nanos((0.7 * nanos(avg) + 0.3 * nanos(latency)).round() as u64)
+}
+
 /// The settings a health probe reads, copied out of the config (400 bytes,
 /// these fields on lines of their own) to sit beside the state it touches.
 #[derive(Clone, Copy)]
@@ -454,7 +463,7 @@ impl Shared {
                 Ok(()) => {
                     s.last_probe_latency = Some(latency);
                     s.probe_latency_ewma = Some(match s.probe_latency_ewma {
-                        Some(avg) => avg.mul_f64(0.7) + latency.mul_f64(0.3),
+                        Some(avg) => ewma(avg, latency),
                         None => latency,
                     });
                 }
@@ -537,5 +546,22 @@ fn not_connected() -> ProbeResult {
     ProbeResult {
         error: Some("Not connected".into()),
         ..ProbeResult::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_average_moves_thirty_percent_toward_each_probe() {
+        let ms = Duration::from_millis;
+        assert_eq!(ewma(ms(10), ms(20)), ms(13));
+        assert_eq!(ewma(ms(20), ms(10)), ms(17));
+        assert_eq!(ewma(ms(5), ms(5)), ms(5));
+        assert_eq!(
+            ewma(Duration::MAX, Duration::MAX),
+            Duration::from_nanos(u64::MAX)
+        );
     }
 }
