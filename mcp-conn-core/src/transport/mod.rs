@@ -30,8 +30,8 @@ pub type DirectExchange = Pin<Box<dyn Future<Output = Option<Response>> + Send +
 /// Makes links to one MCP server.
 ///
 /// Implementations live in the transport crates (`mcp-transport-stdio`,
-/// `mcp-transport-http`); [`crate::testing::MockTransport`] plays a server in
-/// memory for tests.
+/// `mcp-transport-http`); `testing::MockTransport` (feature `test-util`)
+/// plays a server in memory for tests.
 #[async_trait]
 pub trait Transport: fmt::Debug + Send + Sync + 'static {
     /// Opens a fresh link: spawns the process, opens the session.
