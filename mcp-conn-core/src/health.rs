@@ -38,7 +38,7 @@ pub fn health_score(outcomes: impl IntoIterator<Item = bool>) -> f64 {
 
 /// The last outcomes of a connection's health checks: the last
 /// [`HEALTH_WINDOW`] as bits, newest in bit 0 (kept in the connection's own
-/// state: no buffer of its own to allocate, or to fetch on every probe).
+/// state: no buffer of its own to fetch on every probe).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HealthHistory {
     outcomes: u16,

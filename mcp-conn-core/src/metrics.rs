@@ -12,7 +12,8 @@ use crate::telemetry::{Level, Telemetry};
 /// Live counters, shared by a connection and every session it runs.
 ///
 /// `repr(C)`: the fields in the order written, what a health probe touches
-/// first, on one cache line.
+/// first and together (one or two cache lines, as the allocation's start
+/// falls).
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Counters {

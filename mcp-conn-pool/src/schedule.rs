@@ -1,7 +1,7 @@
 //! The monitor's schedule: the servers it probes, each in a numbered slot,
 //! and their next probes in buckets, one per step of a time grid.
 //!
-//! Probes are due on a grid (see [`due_on_grid`]), so the probes of 10,000
+//! Probes are due on a grid (see [`due_on_grid_nanos`]), so the probes of 10,000
 //! servers fall into about 50 instants a second. A bucket per instant
 //! (a `BTreeMap` of a few dozen keys) makes scheduling a probe a push onto
 //! a `Vec`, and taking what is due a whole bucket at a time, with one timer
@@ -17,15 +17,15 @@ use std::time::Duration;
 use mcp_conn_core::Connection;
 use tokio::time::Instant;
 
-/// `interval` spread by up to ±`jitter` (a fraction), so 1,000 servers added
-/// at once are not probed in the same instant.
+/// [`jittered_nanos`] for a `Duration` (the tests' form).
 #[cfg(test)]
 pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
     Duration::from_nanos(jittered_nanos(nanos(interval), jitter, rng))
 }
 
-/// [`jittered`] in nanoseconds: as f64 (exact below 104 days), cheaper than
-/// `Duration::mul_f64`'s checked conversions.
+/// `interval` (nanoseconds) spread by up to ±`jitter` (a fraction), so 1,000
+/// servers added at once are not probed in the same instant. As f64 (exact
+/// below 104 days), cheaper than `Duration::mul_f64`'s checked conversions.
 fn jittered_nanos(interval: u64, jitter: f64, rng: &mut fastrand::Rng) -> u64 {
     let jitter = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
@@ -43,12 +43,7 @@ fn jittered_nanos(interval: u64, jitter: f64, rng: &mut fastrand::Rng) -> u64 {
 /// The longest step of the grid probes are due on.
 const MAX_TICK: Duration = Duration::from_millis(20);
 
-/// When a probe `delay` from now is due: rounded up to the grid of
-/// `interval / 50` (at most [`MAX_TICK`]) counted from `origin`. Probes due
-/// within one step run together, so 10,000 servers probed every second
-/// wake the runtime 50 times a second instead of at every millisecond (each
-/// wakeup of an idle runtime costs tens of microseconds of CPU), for a
-/// probe at most 2 % of its interval late.
+/// [`due_on_grid_nanos`] with `Instant`s (the tests' form).
 #[cfg(test)]
 pub(crate) fn due_on_grid(
     origin: Instant,
@@ -60,9 +55,14 @@ pub(crate) fn due_on_grid(
     origin + Duration::from_nanos(at)
 }
 
-/// [`due_on_grid`] in nanoseconds since the grid's origin, in u64 (584
-/// years; later saturates): a 128-bit division, or an `Instant`'s own
-/// arithmetic, costs more than the rest of scheduling a probe.
+/// When a probe `delay` from `now` is due, in nanoseconds since the grid's
+/// origin: rounded up to the grid of `interval / 50` (at most
+/// [`MAX_TICK`]). Probes due within one step run together, so 10,000
+/// servers probed every second wake the runtime 50 times a second instead
+/// of at every millisecond (each wakeup of an idle runtime costs tens of
+/// microseconds of CPU), for a probe at most 2 % of its interval late. In
+/// u64 (584 years; later saturates): a 128-bit division, or an `Instant`'s
+/// own arithmetic, costs more than the rest of scheduling a probe.
 fn due_on_grid_nanos(now: u64, delay: u64, interval: u64) -> u64 {
     let at = now.saturating_add(delay);
     let tick = (interval / 50).min(nanos(MAX_TICK));
@@ -251,9 +251,9 @@ impl Schedule {
 
     /// When the earliest listed probe is due, if any is.
     pub(crate) fn earliest(&self) -> Option<Instant> {
-        self.buckets
-            .first_key_value()
-            .map(|(at, _)| self.origin + Duration::from_nanos(*at))
+        // A due time past what the platform's `Instant` holds is never.
+        let (at, _) = self.buckets.first_key_value()?;
+        self.origin.checked_add(Duration::from_nanos(*at))
     }
 
     /// Whether a probe is due and not started.
@@ -340,6 +340,23 @@ mod tests {
         // Past u64 nanoseconds (584 years): saturates, never panics.
         let huge = Duration::from_secs(u64::MAX / 2);
         assert!(jittered(huge, 0.5, &mut rng) <= huge.mul_f64(1.5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interval_of_centuries_is_listed_far_off_and_never_due() {
+        let start = Instant::now();
+        // No jitter: the due time saturates, onto the mark of a server
+        // not listed but for the clamp.
+        let mut s = Schedule::new(0.0);
+        s.add("forever".into(), Weak::new(), Duration::MAX);
+        assert_eq!(
+            s.buckets.keys().copied().collect::<Vec<_>>(),
+            [NOT_LISTED - 1]
+        );
+        let due = s.earliest().expect("listed");
+        assert!(due >= start + Duration::from_secs(500 * 365 * 24 * 3600));
+        s.take_due(start + Duration::from_secs(400 * 365 * 24 * 3600));
+        assert!(s.next_ready().is_none());
     }
 
     #[tokio::test(start_paused = true)]

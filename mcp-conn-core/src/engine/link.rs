@@ -167,12 +167,11 @@ impl Drop for Reading {
     fn drop(&mut self) {
         // Dropped after the lock is released (its own `Drop` may take time).
         // The task's waker goes too: nothing wakes a task that ended.
-        let tx = {
+        let (tx, task) = {
             let mut w = self.reader.inner.writer.lock();
-            w.task = None;
-            w.tx.take()
+            (w.tx.take(), w.task.take())
         };
-        drop(tx);
+        drop((tx, task));
     }
 }
 
