@@ -753,15 +753,11 @@ fn ctrl_c_during_check_stops_every_server() {
     // The server was still in its handshake: the dropped connect attempt
     // kills it (SIGKILL) without waiting for its exit, which the kernel
     // completes a moment later on a busy machine (seen once in CI). So its
-    // end is awaited, bounded, as the testkit's `assert_dead` does.
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while leaks::is_alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "server {pid} still runs 10 s after Ctrl-C"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // end is awaited, bounded.
+    assert!(
+        leaks::wait_dead(pid, std::time::Duration::from_secs(10)),
+        "server {pid} still runs 10 s after Ctrl-C"
+    );
     no_debug_dump(&stderr);
 }
 

@@ -97,14 +97,12 @@ mod tests {
         ws / weights.iter().sum::<f64>()
     }
 
-    #[test]
-    fn matches_the_seed_after_scripted_outcomes() {
-        let script = [
-            true, true, false, true, false, false, true, true, true, false, false, true, false,
-        ];
+    /// Feeds `script` through `record`, checking the score against the
+    /// seed's formula after each outcome.
+    fn assert_matches_the_seed(script: &[bool], record: fn(&mut HealthHistory, bool)) {
         let mut history = HealthHistory::default();
         for (i, ok) in script.iter().enumerate() {
-            history.record(*ok);
+            record(&mut history, *ok);
             let expected = seed_formula(&script[..=i]);
             assert!(
                 (history.score() - expected).abs() < 1e-12,
@@ -112,6 +110,14 @@ mod tests {
                 i + 1
             );
         }
+    }
+
+    #[test]
+    fn matches_the_seed_after_scripted_outcomes() {
+        let script = [
+            true, true, false, true, false, false, true, true, true, false, false, true, false,
+        ];
+        assert_matches_the_seed(&script, HealthHistory::record);
         // Three failures in a row after a long good run.
         let mut h = HealthHistory::default();
         for _ in 0..10 {
@@ -141,16 +147,7 @@ mod tests {
                 x % 3 != 0
             })
             .collect();
-        let mut history = HealthHistory::default();
-        for (i, ok) in script.iter().enumerate() {
-            history.record_outcome(*ok);
-            let expected = seed_formula(&script[..=i]);
-            assert!(
-                (history.score() - expected).abs() < 1e-12,
-                "after {} outcomes",
-                i + 1
-            );
-        }
+        assert_matches_the_seed(&script, HealthHistory::record_outcome);
     }
 
     #[test]

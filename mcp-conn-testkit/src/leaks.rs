@@ -28,6 +28,20 @@ pub fn is_alive(pid: i32) -> bool {
     matches!(state(pid), Some(s) if s != 'Z' && s != 'X')
 }
 
+/// Waits (blocking, polling every 10 ms) until `pid` is no longer alive;
+/// `false` if it still is after `within`. For a process killed without
+/// waiting for its exit, which the kernel completes a moment later.
+pub fn wait_dead(pid: i32, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while is_alive(pid) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
 /// Whether `pid` exists in any state, zombies included.
 pub fn exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

@@ -539,13 +539,9 @@ fn a_runtime_shut_down_kills_the_server_even_with_handles_kept() {
     });
     assert!(leaks::is_alive(pid));
     drop(runtime);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while leaks::is_alive(pid) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server {pid} still running 10 s after the runtime shut down"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        leaks::wait_dead(pid, Duration::from_secs(10)),
+        "server {pid} still running 10 s after the runtime shut down"
+    );
     drop((client, conn));
 }
